@@ -1,0 +1,90 @@
+"""The ``s2s`` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import S2SError
+
+
+class _Group(click.Group):
+    """Turns :class:`S2SError` into ``error: <one line>`` and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except S2SError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.pass_context
+def main(ctx, debug):
+    """s2s: sequence-to-sequence models on MXNet Gluon, assembled from plugins."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+              show_default=True, help="Directory the new run directory is made in.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs.")
+def run(task_file, out, epochs):
+    """Train the model TASK_FILE describes into a new run directory."""
+    from .config import load_config
+    from .train import train
+
+    config = load_config(task_file)
+    if epochs is not None:
+        config.training.epochs = epochs
+    train(config, out)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1)
+def predict(run_dir, inputs):
+    """Answer INPUTS (or one input per line on stdin) with the run's best model.
+
+    One answer per line on stdout, in order; an input that cannot be answered gets
+    an empty line there and its error on stderr, and the exit code is then 2.
+    """
+    from .predict import predict as predict_texts
+    from .rundir import load_run
+
+    loaded = load_run(run_dir)
+    texts = list(inputs) if inputs else [line.rstrip("\r\n") for line in sys.stdin]
+    failed = 0
+    for number, answer in enumerate(predict_texts(loaded, texts), 1):
+        if answer.error is not None:
+            failed += 1
+            where = f"input {number}" if inputs else f"line {number}"
+            click.echo(f"error: {where}: {answer.error}", err=True)
+            click.echo("")
+            continue
+        if answer.unknown:
+            click.echo(f"warning: input {number}: unknown tokens mapped to <unk>: "
+                       + ", ".join(repr(t) for t in answer.unknown), err=True)
+        click.echo(answer.output)
+    if failed:
+        sys.exit(2)
+
+
+@main.command()
+def plugins():
+    """List every registered plugin by kind, with where it came from."""
+    from .hooks import KINDS, Registry
+
+    registry = Registry()
+    for kind in KINDS:
+        click.echo(f"{kind}s:")
+        for entry in registry.entries(kind):
+            click.echo(f"  {entry.name:<12} {entry.cls.__module__}.{entry.cls.__qualname__}"
+                       f"  [{entry.distribution}]")

@@ -1,0 +1,34 @@
+"""The exceptions s2s turns into one-line messages and exit codes.
+
+Anything raised as an :class:`S2SError` is a problem with the user's input (a
+config, an expression, a file, a run directory): the CLI prints ``error: <message>``
+on one line and exits with ``exit_code``; no traceback unless ``--debug``.
+"""
+
+
+class S2SError(Exception):
+    """A user-facing error: the message is one line saying what is wrong and where."""
+
+    exit_code = 2
+
+
+class ConfigError(S2SError):
+    """A configuration file is unreadable, or a key in it is unknown, mistyped or out of range."""
+
+
+class PluginError(S2SError):
+    """A plugin name is unknown, registered twice, or a plugin is malformed."""
+
+
+class InputError(S2SError):
+    """One input (expression, sentence, corpus line) cannot be encoded."""
+
+
+class RunDirError(S2SError):
+    """A run directory, or a file in it, is missing or broken."""
+
+
+class TrainingError(S2SError):
+    """Training could not go on (diverged, engine failure)."""
+
+    exit_code = 1
