@@ -40,13 +40,19 @@ def join_directions(F, state):
 
 
 @attrs.define
-class RecurrentEncoderParams:
+class RecurrentParams:
+    """What encoders and decoders both take."""
+
     hidden: int = attrs.field(default=128, validator=[v.ge(1), v.le(8192)])
     layers: int = attrs.field(default=1, validator=[v.ge(1), v.le(16)])
     #: 0: one-hot inputs (the seed); n > 0: a learned embedding of size n.
     embedding: int = attrs.field(default=0, validator=[v.ge(0), v.le(8192)])
     #: Dropout between stacked layers.
     dropout: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
+
+
+@attrs.define
+class RecurrentEncoderParams(RecurrentParams):
     #: Read the source both ways; outputs and states are then 2 * hidden wide.
     #: The backward direction starts at the end of the padded source (the fused layer's
     #: sequence lengths are GPU-only for LSTM and missing for GRU in MXNet 1.9.1).
@@ -90,12 +96,7 @@ class RecurrentEncoder(Encoder):
 
 
 @attrs.define
-class RecurrentDecoderParams:
-    hidden: int = attrs.field(default=128, validator=[v.ge(1), v.le(8192)])
-    layers: int = attrs.field(default=1, validator=[v.ge(1), v.le(16)])
-    #: 0: one-hot inputs (the seed); n > 0: a learned embedding of size n.
-    embedding: int = attrs.field(default=0, validator=[v.ge(0), v.le(8192)])
-    dropout: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
+class RecurrentDecoderParams(RecurrentParams):
     #: Where attention reads and writes. "input" (the seed): from the step's input and
     #: the previous hidden state, into the recurrent layer's input; steps run one at a
     #: time. "output" (Luong): from the layer's output into the prediction; teacher
