@@ -50,7 +50,13 @@ def run(task_file, out, epochs):
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1)
-def predict(run_dir, inputs):
+@click.option("--beam", type=click.IntRange(min=1, max=1000), default=1, show_default=True,
+              help="Beam width; 1 is greedy search.")
+@click.option("--length-penalty", "alpha", type=click.FloatRange(min=0.0, max=10.0), default=0.0,
+              show_default=True, metavar="ALPHA",
+              help="Beam search ranks by log-probability / ((5 + length) / 6) ** ALPHA "
+                   "(GNMT); 0 ranks by log-probability alone.")
+def predict(run_dir, inputs, beam, alpha):
     """Answer INPUTS (or one input per line on stdin) with the run's best model.
 
     One answer per line on stdout, in order; an input that cannot be answered gets
@@ -62,7 +68,7 @@ def predict(run_dir, inputs):
     loaded = load_run(run_dir)
     texts = list(inputs) if inputs else [line.rstrip("\r\n") for line in sys.stdin]
     failed = 0
-    for number, answer in enumerate(predict_texts(loaded, texts), 1):
+    for number, answer in enumerate(predict_texts(loaded, texts, beam=beam, alpha=alpha), 1):
         if answer.error is not None:
             failed += 1
             where = f"input {number}" if inputs else f"line {number}"

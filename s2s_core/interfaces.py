@@ -139,7 +139,9 @@ class Encoder(gluon.HybridBlock):
     ``hybrid_forward(F, src, mask)``: ``src`` (N, Ts) ids, ``mask`` (N, Ts) 1 for real
     tokens. Returns ``(outputs, *states)``: ``outputs`` (N, Ts, output_size) and the
     final recurrent states, ``states[0]`` being the hidden state (layers, N, state_size)
-    and, for an LSTM, ``states[1]`` the cell state of the same shape.
+    and, for an LSTM, ``states[1]`` the cell state of the same shape. A bidirectional
+    encoder puts its two directions' states side by side (state_size = 2 * hidden), so
+    a decoder can copy them as they are or bridge them like any other.
     """
 
     Params: type = NoParams

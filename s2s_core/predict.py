@@ -26,8 +26,13 @@ class Answer:
     weights: np.ndarray | None = None  # (len(output_tokens) + 1, Ts) incl. the end step
 
 
-def predict(run: LoadedRun, texts: Sequence[str], ctx: mx.Context | None = None) -> list[Answer]:
-    """Decode every text that encodes; the others get their error. Order is kept."""
+def predict(run: LoadedRun, texts: Sequence[str], ctx: mx.Context | None = None, *,
+            beam: int = 1, alpha: float = 0.0) -> list[Answer]:
+    """Decode every text that encodes; the others get their error. Order is kept.
+
+    ``beam`` 1 is greedy search; more is beam search of that width, ranking hypotheses
+    by GNMT's length penalty ``alpha`` (0: by log-probability alone).
+    """
     answers = [Answer(text) for text in texts]
     rows, good = [], []
     for i, answer in enumerate(answers):
@@ -41,7 +46,7 @@ def predict(run: LoadedRun, texts: Sequence[str], ctx: mx.Context | None = None)
         good.append(answer)
     if rows:
         src = pad_rows(rows, run.task.max_source_length)
-        ids, weights = decode_arrays(run.model, src, ctx)
+        ids, weights = decode_arrays(run.model, src, ctx, beam=beam, alpha=alpha)
         outputs = decode_texts(run.task, run.target_vocab, ids)
         for answer, output, row, w in zip(good, outputs, ids, weights):
             answer.output = output

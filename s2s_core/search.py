@@ -1,4 +1,4 @@
-"""Decoding: greedy search (and beam search) driving the decoder's one step function."""
+"""Decoding: greedy and beam search, both driving the decoder's one step function."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from mxnet import nd
 
 from .data import pad_batch
 from .model import Seq2Seq
-from .vocab import BOS_ID
+from .vocab import BOS_ID, EOS_ID, PAD_ID
 
 #: Rows decoded per call: constant, so a hybridized decoder keeps one static graph.
+#: Beam search decodes DECODE_BATCH // width sentences per call, as many decoder rows.
 DECODE_BATCH = 1000
+
+#: Log-probability of what may never be chosen: finite, so that 0 * NEVER is 0, not nan.
+NEVER = -1e9
 
 
 def greedy(model: Seq2Seq, src: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
@@ -32,16 +36,117 @@ def greedy(model: Seq2Seq, src: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
     return nd.concat(*ids, dim=1), nd.concat(*weights, dim=1)
 
 
+def length_penalty(lengths: nd.NDArray, alpha: float) -> nd.NDArray:
+    """GNMT's length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016, eq. 14).
+
+    Beam search ranks hypotheses by log-probability / penalty: alpha = 0 ranks by the
+    log-probability alone (short hypotheses favoured), alpha = 1 roughly by the
+    log-probability per token; GNMT used 0.6 to 0.7 for translation.
+    """
+    return ((5.0 + lengths) / 6.0) ** alpha
+
+
+def _top_tokens(logits: nd.NDArray, count: int) -> tuple[nd.NDArray, nd.NDArray]:
+    """The ``count`` most likely next tokens per row of ``logits`` (..., V) and their
+    log-probabilities, both (..., count).
+
+    Chosen on the logits, as greedy's argmax chooses (and breaking ties the same way,
+    lowest id first), so that width 1 follows greedy exactly.
+    """
+    top_logits, tokens = nd.topk(logits, axis=-1, k=count, ret_typ="both")
+    peak = nd.max(logits, axis=-1, keepdims=True)
+    log_total = peak + nd.log(nd.sum(nd.exp(nd.broadcast_sub(logits, peak)), axis=-1, keepdims=True))
+    return tokens, nd.broadcast_sub(top_logits, log_total)
+
+
+def beam_search(model: Seq2Seq, src: nd.NDArray, width: int,
+                alpha: float = 0.0) -> tuple[nd.NDArray, nd.NDArray, nd.NDArray]:
+    """Beam search of one batch: every hypothesis of every sentence in one decoder call per step.
+
+    ``src`` (N, Ts) ids; ``width`` K hypotheses kept per sentence; ``alpha`` the
+    :func:`length_penalty` they are ranked by. Returns, for the best hypothesis of each
+    sentence, ``ids`` (N, Lt), attention ``weights`` (N, Lt, Ts) and ``scores`` (N,) its
+    log-probability under the model (up to and including the end token); all still on
+    the device, with no host synchronisation inside the loop.
+
+    A hypothesis that has produced the end token is finished: it stays in the beam with
+    its score, competing with the growing ones, and its only continuation is padding
+    at no cost (so ``ids`` are padding after the end token and ``weights`` zero).
+    The loop runs all Lt steps; reading "all finished?" each step would cost a sync.
+    """
+    n, k = src.shape[0], width
+    ctx = src.context
+    memory, mask, states = model.encode(nd, src)  # once per sentence, then copied per hypothesis
+    axis = model.decoder.state_batch_axis
+    # Row n * K + j holds hypothesis j of sentence n.
+    memory, mask = nd.repeat(memory, repeats=k, axis=0), nd.repeat(mask, repeats=k, axis=0)
+    states = [nd.repeat(state, repeats=k, axis=axis) for state in states]
+    tokens = nd.full((n * k, 1), BOS_ID, ctx=ctx)
+    # All K rows start as the same empty hypothesis: only the first may grow, or the
+    # beam would fill with K copies of the best first token.
+    scores = nd.tile(nd.array([[0.0] + [NEVER] * (k - 1)], ctx=ctx), reps=(n, 1))  # (N, K)
+    lengths = nd.zeros((n, k), ctx=ctx)  # tokens produced, the end token included
+    finished = nd.zeros((n, k), ctx=ctx)
+    sentence = nd.arange(n, ctx=ctx).reshape((n, 1))
+    history = []  # per step: (tokens (N*K, 1), parent rows (N*K,), weights (N*K, 1, Ts))
+    for _ in range(model.target_steps):
+        out = model.decoder(tokens, memory, mask, *states)
+        logits, step_weights, states = out[0], out[1], out[2:]
+        step_weights = nd.broadcast_mul(step_weights, (1 - finished).reshape((-1, 1, 1)))
+        # Each hypothesis proposes its best `per_row` tokens: the best K of a sentence's
+        # K * V continuations are among these K * per_row.
+        per_row = min(k, logits.shape[-1])
+        proposed, log_probs = _top_tokens(logits.reshape((n, k, -1)), per_row)  # (N, K, per_row)
+        # A finished hypothesis proposes padding at no cost, and nothing else.
+        done = nd.broadcast_like(finished.expand_dims(axis=2), log_probs)
+        padding_only = nd.array([0.0] + [NEVER] * (per_row - 1), ctx=ctx).reshape((1, 1, -1))
+        proposed = nd.where(done, nd.zeros_like(proposed) + PAD_ID, proposed)
+        log_probs = nd.where(done, nd.broadcast_like(padding_only, log_probs), log_probs)
+        # Every proposal as (N, K * per_row): its score and length.
+        totals = nd.broadcast_add(scores.expand_dims(axis=2), log_probs).reshape((n, -1))
+        grown = nd.broadcast_like((lengths + 1 - finished).expand_dims(axis=2), log_probs).reshape((n, -1))
+        ranking = totals if alpha == 0 else totals / length_penalty(grown, alpha)
+        best = nd.topk(ranking, axis=1, k=k)  # (N, K) best first, in [0, K * per_row)
+        chosen = (best + sentence * (k * per_row)).reshape((-1,))  # into the flat proposals
+        parents = (nd.floor(best / per_row) + sentence * k).reshape((-1,))  # rows they extend
+        tokens = nd.take(proposed.reshape((-1,)), chosen).reshape((-1, 1))
+        scores = nd.take(totals.reshape((-1,)), chosen).reshape((n, k))
+        lengths = nd.take(grown.reshape((-1,)), chosen).reshape((n, k))
+        finished = nd.maximum(nd.take(finished.reshape((-1,)), parents),
+                              tokens.reshape((-1,)) == EOS_ID).reshape((n, k))
+        states = [nd.take(state, parents, axis=axis) for state in states]
+        history.append((tokens, parents, step_weights))
+    # The best hypothesis of each sentence is first in its beam; follow its parents back.
+    row = (sentence * k).reshape((-1,))
+    ids, weights = [], []
+    for step_tokens, parents, step_weights in reversed(history):
+        ids.append(nd.take(step_tokens, row))
+        row = nd.take(parents, row)
+        weights.append(nd.take(step_weights, row))
+    best_scores = nd.take(scores.reshape((-1,)), (sentence * k).reshape((-1,)))
+    return nd.concat(*ids[::-1], dim=1), nd.concat(*weights[::-1], dim=1), best_scores
+
+
 def decode_arrays(model: Seq2Seq, src: np.ndarray, ctx: mx.Context | None = None,
-                  batch_size: int = DECODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy-decode every row of ``src`` (N, Ts) -> (ids (N, Lt), weights (N, Lt, Ts))."""
+                  batch_size: int = DECODE_BATCH, beam: int = 1,
+                  alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every row of ``src`` (N, Ts) -> (ids (N, Lt), weights (N, Lt, Ts)).
+
+    ``beam`` 1 is greedy search; more is :func:`beam_search` of that width, ranking by
+    :func:`length_penalty` ``alpha``.
+    """
     ctx = ctx or mx.cpu()
+    batch_size = max(1, batch_size // beam)  # the decoder sees batch_size * beam rows
     ids, weights = [], []
     for start in range(0, len(src), batch_size):
-        chunk = src[start:start + batch_size]
-        out_ids, out_weights = greedy(model, nd.array(pad_batch(chunk, batch_size), ctx=ctx))
-        ids.append(out_ids.asnumpy()[:len(chunk)])
-        weights.append(out_weights.asnumpy()[:len(chunk)])
+        chunk = nd.array(pad_batch(src[start:start + batch_size], batch_size), ctx=ctx)
+        if beam == 1:
+            out_ids, out_weights = greedy(model, chunk)
+        else:
+            out_ids, out_weights, _ = beam_search(model, chunk, beam, alpha)
+        rows = min(batch_size, len(src) - start)
+        ids.append(out_ids.asnumpy()[:rows])
+        weights.append(out_weights.asnumpy()[:rows])
     if not ids:
         steps = model.target_steps
         return np.zeros((0, steps)), np.zeros((0, steps, src.shape[1]))

@@ -5,14 +5,16 @@ from __future__ import annotations
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import nd
+from mxnet import autograd, gluon, nd
 
 from conftest import tiny
 from s2s_core.build import build_model
 from s2s_core.config import parse_config
 from s2s_core.data import encode_pairs
+from s2s_core.errors import ConfigError
 from s2s_core.hooks import Registry
-from s2s_core.search import greedy
+from s2s_core.model import TeacherForcedLoss
+from s2s_core.search import beam_search, greedy
 from s2s_core.vocab import BOS_ID
 
 ATTENTION_SETUPS = {
@@ -24,6 +26,12 @@ ATTENTION_SETUPS = {
     "two-layers-bridge": {"encoder": {"layers": 2, "hidden": 40}, "decoder": {"layers": 1},
                           "attention": {"type": "concat"}},
     "embeddings": {"encoder": {"embedding": 16}, "decoder": {"embedding": 8}},
+    "gru-input-additive": {"encoder": {"type": "gru"}, "decoder": {"type": "gru", "attention_at": "input"},
+                           "attention": {"type": "additive", "units": 12}},
+    "bi-lstm-2-layers-bridge-gru-general": {
+        "encoder": {"type": "lstm", "hidden": 24, "layers": 2, "bidirectional": True},
+        "decoder": {"type": "gru", "attention_at": "input"}, "attention": {"type": "general"}},
+    "gru-to-lstm-dot": {"encoder": {"type": "gru"}, "attention": {"type": "dot"}},
 }
 
 
@@ -67,3 +75,88 @@ def test_hybridized_gives_the_same_results(name):
     hybrid_ids = greedy(model, src)[0].asnumpy()
     np.testing.assert_allclose(imperative, hybrid, rtol=1e-4, atol=1e-5)
     assert np.array_equal(imperative_ids, hybrid_ids)
+
+
+# Every encoder x decoder x attention; tiny sizes, with states copied (encoder states as
+# wide as the decoder's) and dot attention possible (outputs as wide as the query).
+ENCODERS = {
+    "lstm": {"type": "lstm", "hidden": 16},
+    "gru": {"type": "gru", "hidden": 16},
+    "bi-lstm": {"type": "lstm", "hidden": 8, "bidirectional": True},
+    "bi-gru": {"type": "gru", "hidden": 8, "bidirectional": True},
+}
+DECODERS = {"lstm": {"type": "lstm", "hidden": 16}, "gru": {"type": "gru", "hidden": 16}}
+ATTENTIONS = {"none": None, "concat": {"type": "concat"}, "dot": {"type": "dot"},
+              "general": {"type": "general"}, "additive": {"type": "additive"}}
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_combination_trains_and_hybridizes_to_the_same_results(encoder, decoder, attention):
+    model, data = build({"encoder": ENCODERS[encoder], "decoder": DECODERS[decoder],
+                         "attention": ATTENTIONS[attention]})
+    src, tgt_in, tgt_out = (nd.array(a) for a in (data.src, data.tgt_in, data.tgt_out))
+    loss = TeacherForcedLoss(model)
+    trainer = gluon.Trainer(model.collect_params(), "adam", {"learning_rate": 0.02})
+
+    def train_steps(count):
+        losses = []
+        for _ in range(count):
+            with autograd.record():
+                value = loss(src, tgt_in, tgt_out)
+            value.backward()
+            trainer.step(len(data))
+            losses.append(value.asscalar())
+        return losses
+
+    def outputs():
+        ids, weights, scores = beam_search(model, src, 3)
+        return [loss(src, tgt_in, tgt_out), model(src, tgt_in), greedy(model, src)[0], ids, weights, scores]
+
+    imperative_losses = train_steps(3)
+    imperative = [a.asnumpy() for a in outputs()]
+    loss.hybridize(static_alloc=True, static_shape=True)
+    hybrid = [a.asnumpy() for a in outputs()]
+    hybrid_losses = train_steps(3)
+    for name, a, b in zip(["loss", "logits", "greedy ids", "beam ids", "beam weights", "beam scores"],
+                          imperative, hybrid):
+        if "ids" in name:
+            assert np.array_equal(a, b), name
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+    # The first hybridized step starts from the parameters the imperative outputs saw.
+    np.testing.assert_allclose(hybrid_losses[0], imperative[0][0], rtol=1e-5)
+    losses = imperative_losses + hybrid_losses
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0]  # same batch each step
+
+
+@pytest.mark.parametrize("encoder, decoder", [("lstm", "lstm"), ("lstm", "gru"), ("gru", "lstm"),
+                                              ("bi-gru", "gru"), ("bi-lstm", "lstm")])
+def test_decoder_starts_from_the_encoder_states_it_can_use(encoder, decoder):
+    model, data = build({"encoder": ENCODERS[encoder], "decoder": DECODERS[decoder]})
+    src = nd.array(data.src)
+    outputs, *encoder_states = (a.asnumpy() for a in model.encoder(src, nd.clip(src, 0, 1)))
+    states = [a.asnumpy() for a in model.encode(nd, src)[2]]
+    assert model.decoder.copy_states and len(states) == (2 if decoder == "lstm" else 1)
+    np.testing.assert_array_equal(states[0], encoder_states[0])
+    if decoder == "lstm":  # the cell state: an LSTM encoder's, or zero after a GRU
+        expected = encoder_states[1] if encoder.endswith("lstm") else np.zeros_like(states[0])
+        np.testing.assert_array_equal(states[1], expected)
+    if encoder.startswith("bi-"):
+        # The forward direction ends at the last step, the backward one at the first.
+        half = outputs.shape[2] // 2
+        np.testing.assert_allclose(states[0][-1, :, :half], outputs[:, -1, :half], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(states[0][-1, :, half:], outputs[:, 0, half:], rtol=1e-5, atol=1e-6)
+
+
+def test_dot_attention_of_unequal_sizes_is_a_config_error():
+    config = parse_config(tiny(model={"decoder": {"hidden": 32}, "attention": {"type": "dot"}}),
+                          "t.toml", Registry())
+    task = config.task.build()
+    with pytest.raises(ConfigError) as info:
+        build_model(config, task, *task.build_vocabularies([]))
+    message = str(info.value)
+    assert message.startswith("t.toml: model.attention: dot attention needs the decoder's query (32) "
+                              "as wide as the encoder's outputs (64)")
+    assert "\n" not in message

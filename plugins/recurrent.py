@@ -1,0 +1,181 @@
+"""What the ``lstm`` and ``gru`` plugins share: a fused recurrent encoder and decoder step.
+
+Not a plugin itself (no hooks): ``lstm.py`` and ``gru.py`` subclass these two classes
+naming their Gluon layer and how many state arrays it carries. The two kinds mix: a
+decoder copies the states an encoder's final states provide that it has (the hidden
+state, and an LSTM's cell state when both sides are LSTMs), starts the rest at zero,
+and goes through a bridge layer when the sizes differ.
+"""
+
+from __future__ import annotations
+
+import attrs
+from attrs import validators as v
+from mxnet.gluon import nn
+
+from s2s_core.interfaces import Decoder, Encoder, no_attention_weights
+
+
+def embed_inputs(F, block, tokens, vocab_size: int):
+    """One-hot (N, L, V) when the block has no embedding (the seed), else (N, L, E)."""
+    if block.embed is None:
+        return F.one_hot(tokens, vocab_size)
+    return block.embed(tokens)
+
+
+def zero_states(F, like, layers: int, hidden: int, count: int) -> list:
+    """``count`` zero arrays (layers, N, hidden); N is taken from ``like`` (N, ...).
+
+    Built from an input because ``begin_state(batch_size=0)`` fails imperatively.
+    """
+    first = F.slice_axis(F.reshape(like, (0, -1)), axis=1, begin=0, end=1)  # (N, 1)
+    zeros = F.expand_dims(F.zeros_like(first), axis=0)  # (1, N, 1)
+    return [F.tile(zeros, reps=(layers, 1, hidden)) for _ in range(count)]
+
+
+def join_directions(F, state):
+    """(layers * 2, N, H), directions interleaved per layer -> (layers, N, 2H)."""
+    state = F.reshape(state, (-4, -1, 2, 0, 0))  # (layers, 2, N, H)
+    return F.reshape(F.transpose(state, axes=(0, 2, 1, 3)), (0, 0, -3))
+
+
+@attrs.define
+class RecurrentParams:
+    """What encoders and decoders both take."""
+
+    hidden: int = attrs.field(default=128, validator=[v.ge(1), v.le(8192)])
+    layers: int = attrs.field(default=1, validator=[v.ge(1), v.le(16)])
+    #: 0: one-hot inputs (the seed); n > 0: a learned embedding of size n.
+    embedding: int = attrs.field(default=0, validator=[v.ge(0), v.le(8192)])
+    #: Dropout between stacked layers.
+    dropout: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
+
+
+@attrs.define
+class RecurrentEncoderParams(RecurrentParams):
+    #: Read the source both ways; outputs and states are then 2 * hidden wide.
+    #: The backward direction starts at the end of the padded source (the fused layer's
+    #: sequence lengths are GPU-only for LSTM and missing for GRU in MXNet 1.9.1).
+    bidirectional: bool = False
+
+
+class RecurrentEncoder(Encoder):
+    """A fused recurrent layer over the whole source.
+
+    ``hybrid_forward(F, src (N, Ts), mask (N, Ts))`` -> ``(outputs (N, Ts, D*hidden),
+    *states)``, each state (layers, N, D*hidden), D = 2 when bidirectional (the two
+    directions' final states side by side) else 1.
+    """
+
+    Params = RecurrentEncoderParams
+    #: The Gluon layer (``rnn.LSTM``, ``rnn.GRU``) and how many state arrays it carries.
+    layer_class: type
+    num_states: int
+
+    def __init__(self, params: RecurrentEncoderParams, vocab_size: int, source_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.options = params
+        self.vocab_size = vocab_size
+        self.directions = 2 if params.bidirectional else 1
+        self.output_size = self.state_size = params.hidden * self.directions
+        self.num_layers = params.layers
+        with self.name_scope():
+            self.embed = nn.Embedding(vocab_size, params.embedding) if params.embedding else None
+            self.rnn = self.layer_class(params.hidden, num_layers=params.layers, layout="NTC",
+                                        dropout=params.dropout, bidirectional=params.bidirectional,
+                                        input_size=params.embedding or vocab_size)
+
+    def hybrid_forward(self, F, src, mask):
+        x = embed_inputs(F, self, src, self.vocab_size)
+        begin = zero_states(F, src, self.options.layers * self.directions, self.options.hidden,
+                            self.num_states)
+        outputs, states = self.rnn(x, begin)
+        if self.directions == 2:
+            states = [join_directions(F, state) for state in states]
+        return (outputs, *states)
+
+
+@attrs.define
+class RecurrentDecoderParams(RecurrentParams):
+    #: Where attention reads and writes. "input" (the seed): from the step's input and
+    #: the previous hidden state, into the recurrent layer's input; steps run one at a
+    #: time. "output" (Luong): from the layer's output into the prediction; teacher
+    #: forcing runs all steps in one fused call.
+    attention_at: str = attrs.field(default="output", validator=v.in_(("input", "output")))
+    #: BatchNorm over the decoder outputs before the output layer (the seed).
+    batch_norm: bool = False
+
+
+class RecurrentDecoder(Decoder):
+    """Recurrent decoder step, with optional attention and BatchNorm.
+
+    ``hybrid_forward(F, tokens (N, L), memory (N, Ts, M), mask (N, Ts), *states)`` ->
+    ``(logits (N, L, V), weights (N, L, Ts), *states)``; each state (layers, N, hidden),
+    the hidden state first.
+    """
+
+    Params = RecurrentDecoderParams
+    layer_class: type
+    num_states: int
+
+    def __init__(self, params: RecurrentDecoderParams, vocab_size: int, encoder: Encoder,
+                 source_length: int, make_attention=None, **kwargs):
+        super().__init__(**kwargs)
+        self.options = params
+        self.vocab_size = vocab_size
+        p = params
+        input_size = p.embedding or vocab_size
+        self.attention_at = p.attention_at if make_attention is not None else None
+        self.parallel = self.attention_at != "input"
+        # The encoder's final states start the decoder when they fit; else a bridge.
+        self.copy_states = (getattr(encoder, "state_size", None) == p.hidden
+                            and getattr(encoder, "num_layers", None) == p.layers)
+        with self.name_scope():
+            self.embed = nn.Embedding(vocab_size, p.embedding) if p.embedding else None
+            self.attention = None
+            if self.attention_at == "input":
+                self.attention = make_attention(input_size + p.hidden, encoder.output_size)
+                self.combine = nn.Dense(input_size, flatten=False,
+                                        in_units=input_size + self.attention.context_size)
+            elif self.attention_at == "output":
+                self.attention = make_attention(p.hidden, encoder.output_size)
+                self.combine = nn.Dense(p.hidden, flatten=False, activation="tanh",
+                                        in_units=p.hidden + self.attention.context_size)
+            self.rnn = self.layer_class(p.hidden, num_layers=p.layers, layout="NTC",
+                                        dropout=p.dropout, input_size=input_size)
+            self.bridge = None if self.copy_states else nn.Dense(
+                p.hidden * p.layers, activation="tanh", in_units=encoder.state_size)
+            self.norm = nn.BatchNorm(axis=2, in_channels=p.hidden) if p.batch_norm else None
+            self.out = nn.Dense(vocab_size, flatten=False, in_units=p.hidden)
+
+    def init_state(self, F, memory, mask, encoder_states):
+        p = self.options
+        if self.copy_states:
+            h = encoder_states[0]
+            # An LSTM encoder's cell state goes on to an LSTM decoder; a GRU has none.
+            copied = list(encoder_states[1:self.num_states])
+        else:
+            last = F.squeeze(F.slice_axis(encoder_states[0], axis=0, begin=-1, end=None), axis=0)
+            h = F.reshape(self.bridge(last), (0, p.layers, p.hidden))  # (N, layers, hidden)
+            h = F.transpose(h, axes=(1, 0, 2))
+            copied = []
+        return [h, *copied] + [F.zeros_like(h) for _ in range(self.num_states - 1 - len(copied))]
+
+    def hybrid_forward(self, F, tokens, memory, mask, *states):
+        x = embed_inputs(F, self, tokens, self.vocab_size)  # (N, L, input)
+        weights = None
+        if self.attention_at == "input":
+            top = F.slice_axis(states[0], axis=0, begin=-1, end=None)  # last layer's hidden
+            previous = F.expand_dims(F.squeeze(top, axis=0), axis=1)  # (N, 1, hidden)
+            context, weights = self.attention(F.concat(x, previous, dim=2), memory, mask)
+            x = self.combine(F.concat(x, context, dim=2))
+        outputs, states = self.rnn(x, list(states))  # (N, L, hidden)
+        if self.attention_at == "output":
+            context, weights = self.attention(outputs, memory, mask)
+            outputs = self.combine(F.concat(outputs, context, dim=2))
+        if self.norm is not None:
+            outputs = self.norm(outputs)
+        logits = self.out(outputs)
+        if weights is None:
+            weights = no_attention_weights(F, logits, mask)
+        return (logits, weights, *states)
