@@ -10,7 +10,7 @@ import numpy as np
 from mxnet import nd
 
 from conftest import ROOT
-from s2s_plugins.lstm import LSTMEncoder, LSTMEncoderParams
+from s2s_plugins.lstm import LSTMEncoder
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import notebook_baseline as nb  # noqa: E402
@@ -20,7 +20,7 @@ def test_fused_encoder_equals_unrolled_cell_at_the_same_parameters():
     hidden, vocab = 24, len(nb.VOCAB)
     baseline = nb.NotebookModel(hidden)
     baseline.initialize(mx.init.Xavier())
-    encoder = LSTMEncoder(LSTMEncoderParams(hidden=hidden), vocab, nb.LENGTH)
+    encoder = LSTMEncoder(LSTMEncoder.Params(hidden=hidden), vocab, nb.LENGTH)
     encoder.initialize()
     def role(name):  # "...l0_i2h_weight" and "...lstm0_i2h_weight" -> "i2h_weight"
         return re.search(r"(i2h|h2h)_(weight|bias)$", name).group(0)
