@@ -145,7 +145,9 @@ class RecurrentDecoder(Decoder):
                                         dropout=p.dropout, input_size=input_size)
             self.bridge = None if self.copy_states else nn.Dense(
                 p.hidden * p.layers, activation="tanh", in_units=encoder.state_size)
-            self.norm = nn.BatchNorm(axis=2, in_channels=p.hidden) if p.batch_norm else None
+            # Applied to (N*L, hidden) with axis=1: the same statistics as axis=2 on
+            # (N, L, hidden), and about twice as fast on CPU (docs/performance.md).
+            self.norm = nn.BatchNorm(axis=1, in_channels=p.hidden) if p.batch_norm else None
             self.out = nn.Dense(vocab_size, flatten=False, in_units=p.hidden)
 
     def init_state(self, F, memory, mask, encoder_states):
@@ -174,7 +176,7 @@ class RecurrentDecoder(Decoder):
             context, weights = self.attention(outputs, memory, mask)
             outputs = self.combine(F.concat(outputs, context, dim=2))
         if self.norm is not None:
-            outputs = self.norm(outputs)
+            outputs = F.reshape_like(self.norm(F.reshape(outputs, (-3, 0))), outputs)
         logits = self.out(outputs)
         if weights is None:
             weights = no_attention_weights(F, logits, mask)
