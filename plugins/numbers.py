@@ -39,8 +39,8 @@ class NumbersParams(TextOptions):
     target_tokenizer: str = attrs.field(default="char", validator=v.in_(TOKENIZERS))
     max_source_length: int = attrs.field(default=22, validator=[v.ge(1), v.le(1000)])
     max_target_length: int = attrs.field(default=20, validator=[v.ge(1), v.le(1000)])
-    #: Korean writes numbers below 10,000 as one word: BLEU on words would be little
-    #: more than exact match, so it reads characters.
+    #: A Korean number is at most three words (one per 억 and 만 group): word BLEU
+    #: finds no 4-grams and is 0 on this corpus, so BLEU reads characters.
     bleu_tokenize: str = attrs.field(default="char", validator=v.in_(BLEU_TOKENIZERS))
 
     def __attrs_post_init__(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,19 @@ def test_installed_example_plugin_is_listed_and_runs(installed_example, tmp_path
     row = json.loads((run_dir / "metrics.jsonl").read_text())
     assert row["exact_match"] > 0.5  # measured: 97.5% after one epoch
 
-    proc = run_s2s("predict", run_dir, "dbca", "fed")
-    assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.splitlines()) == 2
+    proc = run_s2s("predict", run_dir, "dbca", "hello")
+    assert proc.returncode == 2
+    assert proc.stdout.splitlines() == ["abcd", ""]
+    assert proc.stderr == "error: input 2: 'hello': not in the vocabulary: 'l', 'o'\n"
+
+
+def test_docs_show_the_example_files_as_they_are():
+    """docs/plugins.md quotes the example's files whole; a changed file must be quoted anew."""
+    doc = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    quoted = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", doc, flags=re.S)
+    assert {path for path, _ in quoted} == {
+        "examples/s2s-example-plugin/s2s_example_plugin.py",
+        "examples/s2s-example-plugin/pyproject.toml",
+        "examples/s2s-example-plugin/sort.toml"}
+    for path, text in quoted:
+        assert text == (ROOT / path).read_text(encoding="utf-8"), path
