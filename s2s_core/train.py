@@ -160,13 +160,18 @@ def evaluate(session: Session) -> tuple[dict[str, float], list[str]]:
     return metrics, hypotheses
 
 
+def _format_metric(key: str, value: float) -> str:
+    """``exact-match 99.50%``; metrics other than fractions as they are (BLEU: 0-100)."""
+    label = key.replace("_", "-")
+    return f"{label} {value:.2%}" if key in ("exact_match", "char_accuracy") else f"{label} {value:.4g}"
+
+
 def _format_metrics(row: dict) -> str:
     parts = [f"train loss {row['train_loss']:.4f}", f"valid loss {row['valid_loss']:.4f}"]
     for key, value in row.items():
         if key in ("epoch", "train_loss", "valid_loss", "seconds"):
             continue
-        label = key.replace("_", "-")
-        parts.append(f"{label} {value:.2%}" if key in ("exact_match", "char_accuracy") else f"{label} {value:.4g}")
+        parts.append(_format_metric(key, value))
     return "  ".join(parts)
 
 
@@ -216,7 +221,7 @@ def train(config: Config, out: str | Path = "runs", console: Console | None = No
         if tc.sample_every and (epoch % tc.sample_every == 0 or epoch == tc.epochs):
             print_samples(session, hypotheses, sample_rng, console)
     elapsed = time.perf_counter() - started
-    console.print(f"best {primary.replace('_', '-')} {best[primary]:.2%} at epoch {best['epoch']} "
+    console.print(f"best {_format_metric(primary, best[primary])} at epoch {best['epoch']} "
                   f"on {len(session.valid_data):,} held-out examples; trained in {elapsed:.0f}s")
     console.print(f"run directory: {run_dir}")
     return Result(run_dir, history, best)
