@@ -21,6 +21,11 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside training (which says more itself)
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group)
@@ -32,16 +37,26 @@ def main(ctx, debug):
 
 
 @main.command()
-@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("task_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Directory the new run directory is made in.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs.")
-def run(task_file, out, epochs):
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the run in this directory after its last finished epoch "
+                   "(with TASK_FILE: a changed config, if only resumable keys differ).")
+def run(task_file, out, epochs, resume_dir):
     """Train the model TASK_FILE describes into a new run directory."""
     from .config import load_config
-    from .train import train
+    from .train import resume, train
 
-    config = load_config(task_file)
+    if task_file is None and resume_dir is None:
+        raise click.UsageError("missing TASK_FILE (or --resume RUN_DIR)")
+    config = load_config(task_file) if task_file is not None else None
+    if resume_dir is not None:
+        if click.get_current_context().get_parameter_source("out").name != "DEFAULT":
+            raise click.UsageError("--out and --resume exclude each other: a run resumes in its own directory")
+        resume(resume_dir, config, epochs)
+        return
     if epochs is not None:
         config.training.epochs = epochs
     train(config, out)
