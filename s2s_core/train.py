@@ -24,7 +24,7 @@ from .build import build_model
 from .checkpoint import Progress
 from .config import Config, TrainingConfig
 from .data import Arrays, batches, encode_pairs, pad_batch
-from .errors import Interrupted, RunDirError, TrainingError
+from .errors import ConfigError, Interrupted, RunDirError, TrainingError
 from .interfaces import Pair, Task
 from .model import Seq2Seq, TeacherForcedLoss
 from .search import decode_arrays
@@ -94,17 +94,55 @@ def prepare(config: Config, ctx: mx.Context | None = None) -> Session:
     seed_everything(tc.seed)
     task = config.task.build()
     train_pairs, valid_pairs = task.load_data(tc.seed)
+    if not train_pairs or not valid_pairs:
+        raise ConfigError(f"{config.path}: task: {len(train_pairs)} training and {len(valid_pairs)} "
+                          f"validation examples; each needs at least one")
     source_vocab, target_vocab = task.build_vocabularies(train_pairs)
     train_data = encode_pairs(task, source_vocab, target_vocab, train_pairs)
     valid_data = encode_pairs(task, source_vocab, target_vocab, valid_pairs)
     model = build_model(config, task, source_vocab, target_vocab)
-    model.initialize(mx.init.create(tc.initializer, **tc.initializer_params), ctx=ctx)
+    initialize(model, config, ctx)
     loss = TeacherForcedLoss(model)
     if tc.hybridize:
         loss.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(model.collect_params(), tc.optimizer, dict(tc.optimizer_params))
+    trainer = make_trainer(model, config)
     return Session(config, task, source_vocab, target_vocab, train_pairs, valid_pairs,
                    train_data, valid_data, model, loss, trainer, ctx)
+
+
+def initialize(model: Seq2Seq, config: Config, ctx: mx.Context) -> None:
+    """The configured initializer; a failure is one line (a ConfigError if parameters were given)."""
+    tc = config.training
+    try:
+        model.initialize(mx.init.create(tc.initializer, **tc.initializer_params), ctx=ctx)
+        nd.waitall()  # the threaded engine reports a failed op only when something waits for it
+    except Exception as exc:  # noqa: BLE001 - MXNetError, ValueError, AssertionError, ...
+        if tc.initializer_params:
+            raise ConfigError(f"{config.path}: training.initializer_params: initializer '{tc.initializer}' "
+                              f"fails with them: {_reason(exc)}") from None
+        raise TrainingError(f"cannot initialize the model: {_reason(exc)}") from None
+
+
+def make_trainer(model: Seq2Seq, config: Config) -> gluon.Trainer:
+    """The configured optimizer, first tried on a scratch weight: a parameter it cannot
+    use (a string for a number, an impossible value) is a ConfigError now, not mid-epoch."""
+    tc = config.training
+    try:
+        update = mx.optimizer.get_updater(mx.optimizer.create(tc.optimizer, **tc.optimizer_params))
+        weight = nd.ones((2,))
+        update(0, nd.ones((2,)), weight)
+        weight.wait_to_read()
+        return gluon.Trainer(model.collect_params(), tc.optimizer, dict(tc.optimizer_params))
+    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, MXNetError, ...
+        raise ConfigError(f"{config.path}: training.optimizer_params: optimizer '{tc.optimizer}' "
+                          f"cannot update with them: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """One line of an exception's message (MXNet's start with a C++ traceback: its last line)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line[:200]
 
 
 def _batch(session: Session, data: Arrays, index: np.ndarray, size: int):
@@ -320,7 +358,7 @@ def _save(run_dir: Path, session: Session, progress: Progress, rate: float) -> N
         checkpoint.save(run_dir, session, progress, rate)
     except Exception as exc:  # noqa: BLE001 - OSError, or MXNet failing to write a file
         where = getattr(exc, "filename", None)
-        reason = getattr(exc, "strerror", None) or str(exc).strip().split("\n")[0][:200]
+        reason = getattr(exc, "strerror", None) or _reason(exc)
         try:
             saved = checkpoint.load(run_dir)
             kept = _kept(run_dir, saved.epoch if saved else 0)
