@@ -75,7 +75,7 @@ def predict(run_dir, inputs):
     from .rundir import load_run
 
     loaded = load_run(run_dir)
-    texts = list(inputs) if inputs else [line.rstrip("\r\n") for line in sys.stdin]
+    texts = list(inputs) if inputs else _stdin_lines()
     failed = 0
     for number, answer in enumerate(predict_texts(loaded, texts), 1):
         if answer.error is not None:
@@ -90,6 +90,17 @@ def predict(run_dir, inputs):
         click.echo(answer.output)
     if failed:
         sys.exit(2)
+
+
+def _stdin_lines() -> list[str]:
+    """stdin split at newlines only (a carriage return inside a line stays there; one
+    before the newline goes). Bytes that are not UTF-8 are kept as lone surrogates, so
+    the task refuses that one line instead of the whole read failing."""
+    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 @main.command()
