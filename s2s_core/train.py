@@ -343,7 +343,7 @@ def run_epochs(session: Session, run_dir: Path, progress: Progress, console: Con
             for line in samples:
                 console.print(line)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted in epoch {epoch}; {_kept(run_dir, progress)}") from None
+        raise Interrupted(f"interrupted; {_kept(run_dir, progress)}") from None
     best = progress.best
     elapsed = time.perf_counter() - started
     console.print(f"best {primary.replace('_', '-')} {best[primary]:.2%} at epoch {best['epoch']} "
