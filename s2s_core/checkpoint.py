@@ -6,7 +6,7 @@ After every finished epoch the trainer commits a checkpoint into the run directo
     checkpoint/epoch-0004.states   the Trainer's state (``trainer.save_states``: the
                                    optimizer with its update counts and moments)
     checkpoint/epoch-0002.params   the best epoch's parameters, kept while it is the best
-    checkpoint.json                the commit record
+    checkpoint.json                the commit record (also of vocab.json's checksum)
 
 ``checkpoint.json`` holds the epoch and step counters, the learning rate, the resolved
 configuration, the metrics of every epoch, the states of the random generators (Python's,
@@ -122,7 +122,8 @@ def save(run_dir: Path, session, progress: Progress, learning_rate: float) -> No
     stem = f"{STORE}/epoch-{progress.epoch:04d}"
     roles = {"params": f"{stem}.params", "trainer": f"{stem}.states",
              "best": f"{STORE}/epoch-{progress.best_epoch:04d}.params"}
-    files = {roles["best"]: progress.files.get(roles["best"])}  # None: written just now
+    files = {rundir.VOCAB: progress.files.get(rundir.VOCAB) or _sha256(run_dir / rundir.VOCAB),
+             roles["best"]: progress.files.get(roles["best"])}  # None: written just now
     files[roles["params"]] = _write(run_dir / roles["params"], session.model.save_parameters)
     files[roles["trainer"]] = _write(run_dir / roles["trainer"], session.trainer.save_states)
     progress.files = files
@@ -238,15 +239,16 @@ def _read_record(path: Path) -> dict:
     return body
 
 
-def check_view(run_dir: Path, name: str) -> None:
-    """Refuse a ``best.params`` or ``last.params`` whose checksum differs from the one
-    ``checkpoint.json`` recorded for it; without a readable record there is nothing to check."""
+def check_file(run_dir: Path, name: str) -> None:
+    """Refuse ``vocab.json``, ``best.params`` or ``last.params`` if its checksum differs
+    from the one ``checkpoint.json`` recorded; without a readable record nothing is checked."""
     try:
-        views = _read_record(run_dir / RECORD)["views"]
+        body = _read_record(run_dir / RECORD)
+        recorded = {**body["files"], **body["views"]}
     except (RunDirError, KeyError, TypeError):
         return
     path = run_dir / name
-    if name in views and path.is_file() and _sha256(path) != views[name]:
+    if name in recorded and path.is_file() and _sha256(path) != recorded[name]:
         raise RunDirError(f"{path}: corrupted (its SHA-256 differs from the one in {run_dir / RECORD})")
 
 

@@ -204,6 +204,7 @@ def test_nan_and_inf_are_refused_where_a_number_is_expected(registry, tmp_path):
             load_config(path, registry)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")  # magnitude -1
 @pytest.mark.parametrize("training, expected", [
     ({"optimizer_params": {"beta1": "abc"}}, "training.optimizer_params: optimizer 'adam' cannot update with them"),
     ({"optimizer_params": {"lazy_update": "no"}}, "training.optimizer_params: optimizer 'adam' cannot update"),
