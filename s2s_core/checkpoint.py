@@ -30,6 +30,7 @@ same numbers (dropout) whether or not the process stopped before it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import random
@@ -169,7 +170,14 @@ def _unchanged_views(run_dir: Path, body: dict) -> dict[str, str]:
 
 
 def _write(path: Path, write) -> str:
-    rundir.atomic_write(path, write)
+    """``rundir.atomic_write`` with an MXNet writer; returns the file's SHA-256."""
+    try:
+        rundir.atomic_write(path, write)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MXNet's C++ writer raises MXNetError (disk full...)
+        lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        raise OSError(errno.EIO, lines[-1].strip()[:200], str(path)) from exc
     return _sha256(path)
 
 

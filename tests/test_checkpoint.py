@@ -251,6 +251,30 @@ def test_disk_full_or_read_only_while_saving_is_one_line_and_keeps_the_last_epoc
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a POSIX file-size limit")
+def test_a_real_write_failure_in_mxnets_own_writer(tmp_path):
+    """A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes every write past 100 kB fail
+    for real, inside MXNet's C++ writer too: no root and nothing faked."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    path = write_toml(tmp_path / "t.toml", small(2))  # its parameters take ~200 kB
+    proc = subprocess.run([sys.executable, "-m", "s2s_core", "run", str(path), "--out", str(tmp_path / "runs")],
+                          preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: cannot save epoch 1: {run_dir / 'checkpoint/epoch-0001.params'}: ")
+    assert proc.stderr.endswith(f"; no epoch finished, {run_dir} has nothing to resume from\n")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoint", "config.toml", "vocab.json"]
+
+
 # -- broken run directories: predict and resume name the broken file -----------------
 
 @st.composite
