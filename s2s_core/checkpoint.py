@@ -347,18 +347,29 @@ def _body_sha256(body: dict) -> str:
 
 
 def _rng_states(progress: Progress) -> dict:
-    legacy = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": [legacy[0], legacy[1].tolist(), *legacy[2:]],
-            "shuffle": progress.shuffle_rng.bit_generator.state,
-            "samples": progress.sample_rng.getstate()}
+    """The generators' states as JSON; Mersenne Twister words as one hex string each."""
+    version, words, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    sample_version, sample_words, sample_gauss = progress.sample_rng.getstate()
+    return {"python": [version, _hex(words), gauss],
+            "numpy": [name, _hex(keys), position, has_gauss, cached],
+            "shuffle": progress.shuffle_rng.bit_generator.state,  # PCG64: two integers
+            "samples": [sample_version, _hex(sample_words), sample_gauss]}
 
 
 def _python_state(saved: list) -> tuple:
-    version, internal, gauss = saved
-    return version, tuple(internal), gauss
+    version, words, gauss = saved
+    return version, tuple(int(w) for w in _words(words)), gauss
 
 
 def _numpy_state(saved: list) -> tuple:
-    name, keys, position, has_gauss, gauss = saved
-    return name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss
+    name, keys, position, has_gauss, cached = saved
+    return name, _words(keys), position, has_gauss, cached
+
+
+def _hex(words) -> str:
+    return np.asarray(words, dtype=np.uint32).astype("<u4").tobytes().hex()
+
+
+def _words(text: str) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(text), dtype="<u4").astype(np.uint32)

@@ -8,6 +8,7 @@ import errno
 import itertools
 import json
 import os
+import random
 import shutil
 import tempfile
 import types
@@ -192,6 +193,23 @@ def one_epoch(tmp_path_factory, registry):
     config = parse_config(small(1), "small.toml", registry)
     run_dir = train(config, tmp_path_factory.mktemp("one"), QUIET).run_dir
     return run_dir, prepare(config)
+
+
+def _draws(progress: checkpoint.Progress) -> tuple:
+    return (random.random(), np.random.rand(), progress.shuffle_rng.permutation(10).tolist(),
+            progress.sample_rng.random())
+
+
+def test_every_generator_continues_after_a_restore(one_epoch, tmp_path):
+    """Python's and numpy's global generators, the shuffling and the sampling one."""
+    base, session = one_epoch
+    run_dir = copy_run(base, tmp_path)
+    progress = checkpoint.restore(checkpoint.load(run_dir), session)
+    _draws(progress)  # move each on from where epoch 1 left it
+    progress.record({**progress.history[0], "epoch": 2}, "exact_match", progress.step * 2)
+    checkpoint.save(run_dir, session, progress, 0.01)
+    expected = _draws(progress)
+    assert _draws(checkpoint.restore(checkpoint.load(run_dir), session)) == expected
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
