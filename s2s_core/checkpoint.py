@@ -250,14 +250,23 @@ def _read_record(path: Path) -> dict:
 def check_file(run_dir: Path, name: str) -> None:
     """Refuse ``vocab.json``, ``best.params`` or ``last.params`` if its checksum differs
     from the one ``checkpoint.json`` recorded; without a readable record nothing is checked."""
+    path = run_dir / name
+    for _ in range(3):  # a run still training may replace the file and the record meanwhile
+        expected = _recorded(run_dir).get(name)
+        if expected is None or not path.is_file() or _sha256(path) == expected:
+            return
+        if _recorded(run_dir).get(name) == expected:
+            break  # the record stood still: the file itself is wrong
+    raise RunDirError(f"{path}: corrupted (its SHA-256 differs from the one in {run_dir / RECORD})")
+
+
+def _recorded(run_dir: Path) -> dict[str, str]:
+    """{file: SHA-256} of every file the record vouches for; {} without a readable record."""
     try:
         body = _read_record(run_dir / RECORD)
-        recorded = {**body["files"], **body["views"]}
+        return {**body["files"], **body["views"]}
     except (RunDirError, KeyError, TypeError):
-        return
-    path = run_dir / name
-    if name in recorded and path.is_file() and _sha256(path) != recorded[name]:
-        raise RunDirError(f"{path}: corrupted (its SHA-256 differs from the one in {run_dir / RECORD})")
+        return {}
 
 
 def check_model_config(run_dir: Path, config: Config) -> None:

@@ -212,6 +212,30 @@ def test_every_generator_continues_after_a_restore(one_epoch, tmp_path):
     assert _draws(checkpoint.restore(checkpoint.load(run_dir), session)) == expected
 
 
+def test_predict_while_the_run_saves_an_epoch_is_not_mistaken_for_corruption(one_epoch, tmp_path):
+    """s2s predict reads checkpoint.json, then hashes best.params: a training process may
+    replace both in between (here: saves a better epoch 2 at that very moment)."""
+    base, session = one_epoch
+    run_dir = copy_run(base, tmp_path)
+    progress = checkpoint.restore(checkpoint.load(run_dir), session)
+    first = progress.history[0]
+    progress.record({**first, "epoch": 2, "exact_match": first["exact_match"] + 0.1}, "exact_match", 2)
+    weight = next(iter(session.model.collect_params().values()))
+    weight.set_data(weight.data() + 1)  # epoch 2 "trained"
+    old_best = (run_dir / "best.params").read_bytes()
+    real_sha256, saved = checkpoint._sha256, []
+
+    def sha256_while_an_epoch_is_saved(path):
+        if not saved:
+            saved.append(path)
+            checkpoint.save(run_dir, session, progress, 0.01)  # its own hashes come here too
+        return real_sha256(path)
+
+    with mock.patch.object(checkpoint, "_sha256", sha256_while_an_epoch_is_saved):
+        checkpoint.check_file(run_dir, "best.params")
+    assert saved == [run_dir / "best.params"] and (run_dir / "best.params").read_bytes() != old_best
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(number=st.integers(0, 30), error=st.sampled_from([errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EIO]),
        better=st.booleans())
