@@ -172,7 +172,7 @@ def finished_epochs(run_dir: Path) -> bool:
 
 def load_run(run_dir: str | Path, which: str = BEST, registry: Registry | None = None) -> LoadedRun:
     """Rebuild a run's task, vocabularies and model and load its parameters."""
-    from . import checkpoint
+    from . import checkpoint  # it imports this module
     from .build import build_model  # build imports MXNet blocks; keep this module light
 
     run_dir = Path(run_dir)

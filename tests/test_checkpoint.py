@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import tempfile
 import types
 from pathlib import Path
@@ -24,7 +25,7 @@ from mxnet.gluon import nn
 from conftest import tiny, write_toml
 from s2s_core import checkpoint, rundir
 from s2s_core.config import parse_config
-from s2s_core.errors import RunDirError, S2SError
+from s2s_core.errors import Interrupted, RunDirError, S2SError
 from s2s_core.hooks import Registry, hookimpl, make_plugin_manager
 from s2s_core.rundir import load_run
 from s2s_core.train import Console, prepare, resume, train
@@ -128,6 +129,26 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(finishe
     (run_dir / "checkpoint.json").unlink()
     with pytest.raises(RunDirError, match=r"checkpoint\.json: missing, but the run has finished epochs"):
         resume(run_dir, console=QUIET)
+
+
+def test_ctrl_c_while_an_epoch_is_saved_finishes_the_save_first(tmp_path, registry):
+    real_commit = checkpoint._commit
+
+    def commit_during_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while epoch 1 is being committed
+        return real_commit(*args, **kwargs)
+
+    with mock.patch.object(checkpoint, "_commit", commit_during_ctrl_c), pytest.raises(Interrupted) as info:
+        train(parse_config(small(2), "small.toml", registry), tmp_path, QUIET)
+    (run_dir,) = tmp_path.iterdir()
+    assert str(info.value) == (f"interrupted; {run_dir} keeps the checkpoint of epoch 1: "
+                               f"continue with s2s run --resume {run_dir}")
+    assert checkpoint.load(run_dir).epoch == 1  # committed, copies refreshed, nothing half-way
+    for name in ("best.params", "last.params"):
+        checkpoint.check_file(run_dir, name)
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    assert not list(run_dir.rglob("*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 # -- MXNet's generator: reseeded per epoch ------------------------------------------------
