@@ -45,7 +45,12 @@ def main(ctx, debug):
               help="Continue the run in this directory after its last finished epoch "
                    "(with TASK_FILE: a changed config, if only resumable keys differ).")
 def run(task_file, out, epochs, resume_dir):
-    """Train the model TASK_FILE describes into a new run directory."""
+    """Train the model TASK_FILE describes into a new run directory.
+
+    With --resume RUN_DIR, continue that run instead (in its own directory) from its last
+    finished epoch; TASK_FILE is then optional and may change only resumable keys
+    (docs/run-directories.md). Ctrl-C keeps the last finished epoch and exits with 130.
+    """
     from .config import load_config
     from .train import resume, train
 
