@@ -21,6 +21,11 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside training (which says more itself)
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group)
@@ -32,16 +37,31 @@ def main(ctx, debug):
 
 
 @main.command()
-@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("task_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Directory the new run directory is made in.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs.")
-def run(task_file, out, epochs):
-    """Train the model TASK_FILE describes into a new run directory."""
-    from .config import load_config
-    from .train import train
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the run in this directory after its last finished epoch "
+                   "(with TASK_FILE: a changed config, if only resumable keys differ).")
+def run(task_file, out, epochs, resume_dir):
+    """Train the model TASK_FILE describes into a new run directory.
 
-    config = load_config(task_file)
+    With --resume RUN_DIR, continue that run instead (in its own directory) from its last
+    finished epoch; TASK_FILE is then optional and may change only resumable keys
+    (docs/run-directories.md). Ctrl-C keeps the last finished epoch and exits with 130.
+    """
+    from .config import load_config
+    from .train import resume, train
+
+    if task_file is None and resume_dir is None:
+        raise click.UsageError("missing TASK_FILE (or --resume RUN_DIR)")
+    config = load_config(task_file) if task_file is not None else None
+    if resume_dir is not None:
+        if click.get_current_context().get_parameter_source("out").name != "DEFAULT":
+            raise click.UsageError("--out and --resume exclude each other: a run resumes in its own directory")
+        resume(resume_dir, config, epochs)
+        return
     if epochs is not None:
         config.training.epochs = epochs
     train(config, out)
@@ -66,7 +86,7 @@ def predict(run_dir, inputs, beam, alpha):
     from .rundir import load_run
 
     loaded = load_run(run_dir)
-    texts = list(inputs) if inputs else [line.rstrip("\r\n") for line in sys.stdin]
+    texts = list(inputs) if inputs else _stdin_lines()
     failed = 0
     for number, answer in enumerate(predict_texts(loaded, texts, beam=beam, alpha=alpha), 1):
         if answer.error is not None:
@@ -81,6 +101,17 @@ def predict(run_dir, inputs, beam, alpha):
         click.echo(answer.output)
     if failed:
         sys.exit(2)
+
+
+def _stdin_lines() -> list[str]:
+    """stdin split at newlines only (a carriage return inside a line stays there; one
+    before the newline goes). Bytes that are not UTF-8 are kept as lone surrogates, so
+    the task refuses that one line instead of the whole read failing."""
+    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 @main.command()

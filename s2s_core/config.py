@@ -16,6 +16,7 @@ naming the file, the key and what was expected.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import types
 import typing
@@ -109,6 +110,12 @@ _EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "
              dict: "a table", list: "an array"}
 
 
+def _key(name: str) -> str:
+    """A key from the document as a message shows it: quoted unless it is a bare TOML key
+    (a quoted key may hold newlines and other characters that would break the line)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else repr(name)
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -150,7 +157,7 @@ def build_params(cls: type, table: Any, where: str, path: str) -> Any:
     fields = {f.name: f for f in attrs.fields(cls) if f.init}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        key = unknown[0]
+        key = _key(unknown[0])
         known = ", ".join(fields) or "none"
         raise ConfigError(f"{path}: {where}.{key}: unknown key (known keys: {known})")
     kwargs = {}
@@ -209,7 +216,7 @@ def parse_config(data: dict, path: str, registry: Registry) -> Config:
     """Validate a TOML document (already parsed) into a :class:`Config`."""
     unknown = sorted(set(data) - {"task", "model", "training"})
     if unknown:
-        raise ConfigError(f"{path}: {unknown[0]}: unknown section (known: task, model, training)")
+        raise ConfigError(f"{path}: {_key(unknown[0])}: unknown section (known: task, model, training)")
     for section in ("task", "model"):
         if section not in data:
             raise ConfigError(f"{path}: [{section}]: missing section")
@@ -219,7 +226,7 @@ def parse_config(data: dict, path: str, registry: Registry) -> Config:
         raise ConfigError(f"{path}: model: expected a table, got {_describe(model)}")
     unknown = sorted(set(model) - {"encoder", "decoder", "attention"})
     if unknown:
-        raise ConfigError(f"{path}: model.{unknown[0]}: unknown key (known keys: encoder, decoder, attention)")
+        raise ConfigError(f"{path}: model.{_key(unknown[0])}: unknown key (known keys: encoder, decoder, attention)")
     for part in ("encoder", "decoder"):
         if part not in model:
             raise ConfigError(f"{path}: [model.{part}]: missing section")
@@ -243,7 +250,7 @@ def _check_mxnet_names(training: TrainingConfig, path: str) -> None:
             ("initializer", training.initializer, training.initializer_params, mx.init.create)):
         for key, value in params.items():
             if not isinstance(value, (int, float, bool, str)):
-                raise ConfigError(f"{path}: training.{kind}_params.{key}: expected a number, string or "
+                raise ConfigError(f"{path}: training.{kind}_params.{_key(key)}: expected a number, string or "
                                   f"boolean, got {_describe(value)}")
         try:
             create(name, **params)

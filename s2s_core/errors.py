@@ -32,3 +32,9 @@ class TrainingError(S2SError):
     """Training could not go on (diverged, engine failure)."""
 
     exit_code = 1
+
+
+class Interrupted(S2SError):
+    """Training was stopped by Ctrl-C; the run directory keeps the last finished epoch."""
+
+    exit_code = 130  # 128 + SIGINT, as shells report it

@@ -114,4 +114,4 @@ class Registry:
             return self._entries[kind][name].cls
         except KeyError:
             known = ", ".join(self.names(kind)) or "none"
-            raise PluginError(f"unknown {kind} '{name}' (registered {kind}s: {known})") from None
+            raise PluginError(f"unknown {kind} {name!r} (registered {kind}s: {known})") from None

@@ -9,6 +9,7 @@ Token ids travel as float32 arrays (MXNet's default dtype), padding id 0.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -80,6 +81,11 @@ class Task:
 
         Raises :class:`InputError` for text this task cannot take.
         """
+        undecodable = re.search("[\ud800-\udfff]", text)  # bytes that were not UTF-8 (surrogateescape)
+        if undecodable:
+            byte = ord(undecodable.group()) - 0xDC00
+            raise InputError(f"{_show(text)}: not UTF-8 text"
+                             + (f" (byte 0x{byte:02x})" if 0x80 <= byte <= 0xFF else ""))
         tokens = self.source_tokens(text)
         if not tokens:
             raise InputError(f"{_show(text)}: empty input")

@@ -7,9 +7,12 @@ A run directory holds::
     metrics.jsonl    one JSON object per finished epoch
     best.params      parameters of the best epoch (by the task's primary metric)
     last.params      parameters after the last finished epoch
+    checkpoint.json  the commit record of the last finished epoch, and checkpoint/ its
+                     files: what ``s2s run --resume`` continues from (see checkpoint.py)
 
 Every file is written to a temporary name in the same directory, flushed to disk and
 renamed over the old one, so a crash leaves either the old or the new file, never half.
+docs/run-directories.md says what is guaranteed.
 """
 
 from __future__ import annotations
@@ -34,21 +37,44 @@ CONFIG, VOCAB, METRICS, BEST, LAST = "config.toml", "vocab.json", "metrics.jsonl
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)``, fsync the result and rename it to ``path``."""
+    """Call ``write(tmp_path)``, fsync the result and rename it to ``path``.
+
+    An OSError (disk full, read-only directory) is raised naming ``path`` itself.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename durable across power loss; best effort (not every file system can)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -110,10 +136,19 @@ def read_vocabularies(run_dir: Path) -> tuple[Vocabulary, Vocabulary]:
 
 def read_run_config(run_dir: Path, registry: Registry | None = None) -> Config:
     path = run_dir / CONFIG
+    try:
+        return parse_config(read_run_config_table(run_dir), str(path), registry or Registry())
+    except ConfigError as exc:
+        raise RunDirError(str(exc)) from None
+
+
+def read_run_config_table(run_dir: Path) -> dict:
+    """``config.toml`` as TOML, unchecked (it was written resolved: every default in it)."""
+    path = run_dir / CONFIG
     if not path.is_file():
         raise RunDirError(f"{path}: missing")
     try:
-        return parse_config(read_toml(path), str(path), registry or Registry())
+        return read_toml(path)
     except ConfigError as exc:
         raise RunDirError(str(exc)) from None
 
@@ -125,19 +160,30 @@ def load_parameters(model, path: Path) -> None:
         model.load_parameters(str(path))
     except Exception as exc:  # noqa: BLE001 - MXNet raises MXNetError, AssertionError, ...
         reason = str(exc).strip().split("\n")[0][:200]
-        raise RunDirError(f"{path}: cannot load parameters into this run's model: {reason}") from None
+        raise RunDirError(f"{path}: cannot load parameters into the model {CONFIG} describes: {reason}") from None
+
+
+def finished_epochs(run_dir: Path) -> bool:
+    """Whether the run wrote the results of any epoch (parameters or metrics)."""
+    metrics = run_dir / METRICS
+    return ((run_dir / BEST).exists() or (run_dir / LAST).exists()
+            or (metrics.is_file() and metrics.stat().st_size > 0))
 
 
 def load_run(run_dir: str | Path, which: str = BEST, registry: Registry | None = None) -> LoadedRun:
     """Rebuild a run's task, vocabularies and model and load its parameters."""
+    from . import checkpoint  # it imports this module
     from .build import build_model  # build imports MXNet blocks; keep this module light
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: not a run directory")
     config = read_run_config(run_dir, registry)
+    checkpoint.check_model_config(run_dir, config)
+    checkpoint.check_file(run_dir, VOCAB)
     source_vocab, target_vocab = read_vocabularies(run_dir)
     task = config.task.build()
     model = build_model(config, task, source_vocab, target_vocab)
+    checkpoint.check_file(run_dir, which)
     load_parameters(model, run_dir / which)
     return LoadedRun(run_dir, config, task, source_vocab, target_vocab, model)
