@@ -109,25 +109,39 @@ def _batch(session: Session, data: Arrays, index: np.ndarray, size: int):
             nd.array(pad_batch(data.tgt_out[index], size), ctx=ctx))
 
 
+def train_step(session: Session, index: np.ndarray) -> tuple[nd.NDArray, int]:
+    """One optimizer step on the training rows ``index``.
+
+    Returns the summed token loss, still on the device (reading it would wait for the
+    step), and the number of target tokens it covers.
+    """
+    data = session.train_data
+    src, tgt_in, tgt_out = _batch(session, data, index, len(index))
+    count = int(np.count_nonzero(data.tgt_out[index]))  # host-side: no sync
+    with autograd.record():
+        loss = session.loss(src, tgt_in, tgt_out)
+    loss.backward()
+    clip = session.config.training.clip_gradient
+    if clip is not None:
+        params = [p for p in session.model.collect_params().values() if p.grad_req != "null"]
+        gluon.utils.clip_global_norm([p.grad(session.ctx) for p in params], clip * count)
+    session.trainer.step(count)
+    return loss, count
+
+
+def train_batches(session: Session, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's shuffled row indices, in batches of one size (the ragged tail dropped)."""
+    size = min(session.config.training.batch_size, len(session.train_data))
+    return list(batches(len(session.train_data), size, rng, drop_last=True))
+
+
 def train_epoch(session: Session, rng: np.random.Generator, console: Console, desc: str) -> float:
     """One pass over the training data; returns the mean token loss."""
-    data, size = session.train_data, session.config.training.batch_size
-    size = min(size, len(data))
-    clip = session.config.training.clip_gradient
-    params = [p for p in session.model.collect_params().values() if p.grad_req != "null"]
     total, tokens = nd.zeros((1,), ctx=session.ctx), 0
-    index_batches = list(batches(len(data), size, rng, drop_last=True))
+    index_batches = train_batches(session, rng)
     with console.progress(len(index_batches), desc) as bar:
         for index in index_batches:
-            src, tgt_in, tgt_out = _batch(session, data, index, size)
-            count = int(np.count_nonzero(data.tgt_out[index]))  # host-side: no sync
-            with autograd.record():
-                loss = session.loss(src, tgt_in, tgt_out)
-            loss.backward()
-            if clip is not None:
-                grads = [p.grad(session.ctx) for p in params]
-                gluon.utils.clip_global_norm(grads, clip * count)
-            session.trainer.step(count)
+            loss, count = train_step(session, index)
             total = total + loss  # stays on the device; read once per epoch
             tokens += count
             bar.update(1)
@@ -204,6 +218,9 @@ def train(config: Config, out: str | Path = "runs", console: Console | None = No
         if tc.lr_decay != 1.0:
             session.trainer.set_learning_rate(session.trainer.learning_rate * tc.lr_decay)
         metrics, hypotheses = evaluate(session)
+        # Every queued operator has run: under the threaded engine a failed one raises
+        # here, in its own epoch, instead of at exit (or never).
+        nd.waitall()
         row = {"epoch": epoch, "train_loss": train_loss, **metrics,
                "seconds": round(time.perf_counter() - tick, 3)}
         history.append(row)
