@@ -7,11 +7,17 @@ from pathlib import Path
 
 import click
 
+from .config import ENGINES
 from .errors import S2SError
 
 
 class _Group(click.Group):
     """Turns :class:`S2SError` into ``error: <one line>`` and its exit code."""
+
+    def parse_args(self, ctx, args):
+        # Kept so that `s2s run` can start itself again as a child process.
+        ctx.meta["s2s.args"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -36,15 +42,39 @@ def main(ctx, debug):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Directory the new run directory is made in.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override training.epochs.")
-def run(task_file, out, epochs):
-    """Train the model TASK_FILE describes into a new run directory."""
-    from .config import load_config
-    from .train import train
+@click.option("--engine", type=click.Choice(ENGINES), help="MXNet engine of the training; overrides "
+              "training.engine. 'naive' runs each operator when it is called: errors stop at their line.")
+@click.option("--preflight/--no-preflight", default=True, show_default=True,
+              help="First run a few batches of training, validation and decoding under NaiveEngine.")
+@click.option("--worker", type=click.Choice(["preflight", "train"]), hidden=True,
+              help="Internal: this process is the preflight or the training child.")
+@click.pass_context
+def run(ctx, task_file, out, epochs, engine, preflight, worker):
+    """Train the model TASK_FILE describes into a new run directory.
 
-    config = load_config(task_file)
+    The training runs in a child process that this one watches (see docs/engines.md).
+    """
+    from . import engine as engines
+    from .config import load_config
+
+    config = load_config(task_file)  # runs no MXNet operation: the engine is not chosen yet
     if epochs is not None:
         config.training.epochs = epochs
-    train(config, out)
+    if engine is not None:
+        config.training.engine = engine
+    if worker is None:  # the supervising parent: no MXNet operation runs in this process
+        ctx.exit(engines.supervise(ctx.meta["s2s.args"], config, preflight, click.echo))
+    engines.worker_setup()
+    if worker == "preflight":
+        engines.set_engine("naive")
+        engines.preflight(config)
+        return
+    engines.set_engine(config.training.engine)
+    from .train import train
+
+    with engines.engine_errors(config.training.engine):
+        train(config, out)
+        engines.wait_for_all_work()
 
 
 @main.command()
