@@ -118,3 +118,20 @@ def plugins():
         for entry in registry.entries(kind):
             click.echo(f"  {entry.name:<12} {entry.cls.__module__}.{entry.cls.__qualname__}"
                        f"  [{entry.distribution}]")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("text")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG file to write. Default: attention-TEXT.png in the run directory.")
+def attention(run_dir, text, output):
+    """Decode TEXT with the run's best model and draw its attention weights as a heatmap.
+
+    Prints the path of the PNG written.
+    """
+    from .plots import plot_attention
+    from .rundir import load_run
+
+    path, _ = plot_attention(load_run(run_dir), text, output)
+    click.echo(str(path))

@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from . import rundir
+from . import plots, rundir
 from .build import build_model
 from .config import Config
 from .data import Arrays, batches, encode_pairs, pad_batch
@@ -229,6 +229,7 @@ def train(config: Config, out: str | Path = "runs", console: Console | None = No
             best = row
             rundir.save_parameters(session.model, run_dir / rundir.BEST)
         rundir.write_metrics(run_dir, history)
+        plots.write_history_plot(run_dir, history, primary)
         console.print(f"epoch {epoch:>3}/{tc.epochs}  {_format_metrics(row)}  {row['seconds']:.1f}s")
         if tc.sample_every and (epoch % tc.sample_every == 0 or epoch == tc.epochs):
             print_samples(session, hypotheses, sample_rng, console)
