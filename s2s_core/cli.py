@@ -135,3 +135,28 @@ def attention(run_dir, text, output):
 
     path, _ = plot_attention(load_run(run_dir), text, output)
     click.echo(str(path))
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed training batches per mode.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed training batches first (the hybridized graph is built in the first).")
+@click.option("--questions", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Questions greedily decoded per mode (validation questions, repeated if needed).")
+def bench(task_file, batches, warmup, questions):
+    """Time TASK_FILE's model imperatively and hybridized, side by side in this process.
+
+    Training speed in samples/s over BATCHES batches after WARMUP, and greedy decoding
+    speed in questions/s; prints a table with the speed-ups.
+    """
+    from . import bench as benchmark
+    from .config import load_config
+    from .engine import set_engine
+
+    config = load_config(task_file)
+    set_engine(config.training.engine)  # before the first MXNet operation
+    settings = benchmark.Settings(train_batches=batches, warmup_batches=warmup, decode_questions=questions)
+    timings = benchmark.compare(config, settings)
+    click.echo(benchmark.format_table(config, settings, timings))
