@@ -36,3 +36,33 @@ def test_bench_measures_the_configured_batches():
     assert (timing.mode, timing.batch_size, timing.train_batches, timing.decode_questions) == (
         "hybridized", 32, 2, 30)
     assert timing.train_samples_per_second == 2 * 32 / timing.train_seconds
+
+
+def test_the_seed_model_is_post_2s_setup():
+    """One-hot inputs, length 9 in and out, LSTM 300, the concat attention over the
+    flattened weighted outputs, BatchNorm, RMSProp defaults, Xavier, batch 256, 50,000
+    questions split 90/10; it trains a step and decodes."""
+    from s2s_core.search import greedy
+    from s2s_core.train import prepare, train_step
+
+    config = load_config(ROOT / "tasks" / "addition_seed.toml")
+    task = config.task.build()
+    assert (task.max_source_length, task.max_target_length + 1) == (9, 9)
+    assert (config.task.params.questions, config.task.params.validation_fraction) == (50_000, 0.1)
+    assert (config.training.batch_size, config.training.optimizer, config.training.optimizer_params,
+            config.training.initializer) == (256, "rmsprop", {}, "xavier")
+    # The same model on a few questions, to keep the test fast.
+    data = read_toml(ROOT / "tasks" / "addition_seed.toml")
+    data["task"]["questions"] = 600
+    data["training"]["batch_size"] = 8
+    session = prepare(parse_config(data, "seed.toml", Registry()))
+    model = session.model
+    assert model.encoder.embed is None and model.decoder.embed is None  # one-hot
+    assert model.encoder.rnn._hidden_size == 300 and model.decoder.rnn._hidden_size == 300
+    assert model.decoder.norm is not None and model.decoder.attention_at == "input"
+    assert model.decoder.attention.context_size == 9 * 300  # flattened
+    loss, _ = train_step(session, np.arange(8))
+    assert np.isfinite(loss.asscalar())
+    ids, weights = greedy(model, nd.array(session.valid_data.src[:5]))
+    assert ids.shape == (5, 9) and weights.shape == (5, 9, 9)
+

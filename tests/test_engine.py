@@ -48,7 +48,7 @@ def test_loading_a_config_runs_no_mxnet_operation():
     probe = (
         "import os\n"
         "from s2s_core.config import load_config\n"
-        "for name in ('addition.toml',):\n"
+        "for name in ('addition.toml', 'addition_seed.toml'):\n"
         f"    load_config(os.path.join({str(ROOT / 'tasks')!r}, name))\n"
         "os.environ['MXNET_ENGINE_TYPE'] = 'NoSuchEngine'\n"
         "import mxnet as mx\n"
