@@ -32,11 +32,21 @@ class AdditionParams:
     validation_fraction: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.lt(1.0)])
     #: Feed the question right to left (helps models without attention).
     reverse: bool = False
+    #: Fixed padded lengths of the question and of the answer (before the end token);
+    #: 0: as long as the longest possible. The seed pads "S123+456E" to 9 positions and
+    #: makes the decoder run as many steps.
+    source_length: int = attrs.field(default=0, validator=[v.ge(0), v.le(1000)])
+    target_length: int = attrs.field(default=0, validator=[v.ge(0), v.le(1000)])
 
     def __attrs_post_init__(self):
         if self.questions > unique_pairs(self.digits) * 3 // 5:
             raise ValueError(f"questions: {self.questions} is too many for digits = {self.digits} "
                              f"(at most {unique_pairs(self.digits) * 3 // 5})")
+        for name, needed in (("source_length", 2 * self.digits + 1), ("target_length", self.digits + 1)):
+            value = getattr(self, name)
+            if 0 < value < needed:
+                raise ValueError(f"{name}: {value} is too short for digits = {self.digits} "
+                                 f"(at least {needed}, or 0)")
 
 
 class AdditionTask(Task):
@@ -46,11 +56,11 @@ class AdditionTask(Task):
 
     @property
     def max_source_length(self) -> int:
-        return 2 * self.options.digits + 1
+        return self.options.source_length or 2 * self.options.digits + 1
 
     @property
     def max_target_length(self) -> int:
-        return self.options.digits + 1
+        return self.options.target_length or self.options.digits + 1
 
     def load_data(self, seed: int) -> tuple[list[Pair], list[Pair]]:
         rng = random.Random(seed)

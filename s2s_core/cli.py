@@ -7,11 +7,17 @@ from pathlib import Path
 
 import click
 
+from .config import ENGINES
 from .errors import S2SError
 
 
 class _Group(click.Group):
     """Turns :class:`S2SError` into ``error: <one line>`` and its exit code."""
+
+    def parse_args(self, ctx, args):
+        # Kept so that `s2s run` can start itself again as a child process.
+        ctx.meta["s2s.args"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -44,27 +50,55 @@ def main(ctx, debug):
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue the run in this directory after its last finished epoch "
                    "(with TASK_FILE: a changed config, if only resumable keys differ).")
-def run(task_file, out, epochs, resume_dir):
+@click.option("--engine", type=click.Choice(ENGINES), help="MXNet engine of the training; overrides "
+              "training.engine. 'naive' runs each operator when it is called: errors stop at their line.")
+@click.option("--preflight/--no-preflight", default=True, show_default=True,
+              help="First run a few batches of training, validation and decoding under NaiveEngine.")
+@click.option("--worker", type=click.Choice(["preflight", "train"]), hidden=True,
+              help="Internal: this process is the preflight or the training child.")
+@click.pass_context
+def run(ctx, task_file, out, epochs, resume_dir, engine, preflight, worker):
     """Train the model TASK_FILE describes into a new run directory.
 
     With --resume RUN_DIR, continue that run instead (in its own directory) from its last
     finished epoch; TASK_FILE is then optional and may change only resumable keys
     (docs/run-directories.md). Ctrl-C keeps the last finished epoch and exits with 130.
+    The training runs in a child process that this one watches (docs/engines.md).
     """
+    from . import engine as engines
     from .config import load_config
-    from .train import resume, train
+    from .errors import RunDirError
+    from .rundir import read_run_config
 
     if task_file is None and resume_dir is None:
         raise click.UsageError("missing TASK_FILE (or --resume RUN_DIR)")
-    config = load_config(task_file) if task_file is not None else None
     if resume_dir is not None:
-        if click.get_current_context().get_parameter_source("out").name != "DEFAULT":
+        if ctx.get_parameter_source("out").name != "DEFAULT":
             raise click.UsageError("--out and --resume exclude each other: a run resumes in its own directory")
-        resume(resume_dir, config, epochs)
-        return
+        if not resume_dir.is_dir():
+            raise RunDirError(f"{resume_dir}: not a run directory")
+    # Neither runs an MXNet operation: the engine is not chosen yet.
+    config = load_config(task_file) if task_file is not None else read_run_config(resume_dir)
     if epochs is not None:
         config.training.epochs = epochs
-    train(config, out)
+    if engine is not None:
+        config.training.engine = engine
+    if worker is None:  # the supervising parent: no MXNet operation runs in this process
+        ctx.exit(engines.supervise(ctx.meta["s2s.args"], config, preflight, click.echo))
+    engines.worker_setup()
+    if worker == "preflight":
+        engines.set_engine("naive")
+        engines.preflight(config)
+        return
+    engines.set_engine(config.training.engine)
+    from .train import resume, train
+
+    with engines.engine_errors(config.training.engine):
+        if resume_dir is not None:
+            resume(resume_dir, config if task_file is not None else None, epochs)
+        else:
+            train(config, out)
+        engines.wait_for_all_work()
 
 
 @main.command()
@@ -125,3 +159,45 @@ def plugins():
         for entry in registry.entries(kind):
             click.echo(f"  {entry.name:<12} {entry.cls.__module__}.{entry.cls.__qualname__}"
                        f"  [{entry.distribution}]")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("text")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG file to write. Default: attention-TEXT.png in the run directory.")
+def attention(run_dir, text, output):
+    """Decode TEXT with the run's best model and draw its attention weights as a heatmap.
+
+    Prints the path of the PNG written.
+    """
+    from .plots import plot_attention
+    from .rundir import load_run
+
+    path, _ = plot_attention(load_run(run_dir), text, output)
+    click.echo(str(path))
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batches", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed training batches per mode.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed training batches first (the hybridized graph is built in the first).")
+@click.option("--questions", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Questions greedily decoded per mode (validation questions, repeated if needed).")
+def bench(task_file, batches, warmup, questions):
+    """Time TASK_FILE's model imperatively and hybridized, side by side in this process.
+
+    Training speed in samples/s over BATCHES batches after WARMUP, and greedy decoding
+    speed in questions/s; prints a table with the speed-ups.
+    """
+    from . import bench as benchmark
+    from .config import load_config
+    from .engine import set_engine
+
+    config = load_config(task_file)
+    set_engine(config.training.engine)  # before the first MXNet operation
+    settings = benchmark.Settings(train_batches=batches, warmup_batches=warmup, decode_questions=questions)
+    timings = benchmark.compare(config, settings)
+    click.echo(benchmark.format_table(config, settings, timings))

@@ -6,10 +6,16 @@ third-party ones are found the same way: through the ``s2s`` entry-point group::
 
     [project.entry-points.s2s]
     my_plugin = "my_package.my_module"
+
+Modules that are not installed (a test's, a notebook's) can be added with the
+``S2S_PLUGINS`` environment variable, a comma-separated list of importable module
+names; child processes of ``s2s run`` see them too.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +31,9 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 KINDS = ("task", "encoder", "decoder", "attention")
+
+#: Environment variable naming extra plugin modules, comma-separated.
+PLUGINS_VARIABLE = "S2S_PLUGINS"
 
 
 class HookSpecs:
@@ -56,13 +65,28 @@ _HOOK_OF_KIND = {
 
 
 def make_plugin_manager(extra_plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
-    """A plugin manager with every installed plugin (entry points) and ``extra_plugins``."""
+    """A plugin manager with every installed plugin (entry points), the modules named
+    in ``S2S_PLUGINS`` and ``extra_plugins``."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for plugin in extra_plugins:
-        pm.register(plugin)
+    for plugin in [*_modules_from_environment(), *extra_plugins]:
+        if not pm.is_registered(plugin):
+            pm.register(plugin)
     return pm
+
+
+def _modules_from_environment() -> list:
+    modules = []
+    for name in os.environ.get(PLUGINS_VARIABLE, "").split(","):
+        name = name.strip()
+        if not name:
+            continue
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError as exc:
+            raise PluginError(f"{PLUGINS_VARIABLE}: cannot import plugin module '{name}': {exc}") from None
+    return modules
 
 
 @attrs.frozen

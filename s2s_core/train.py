@@ -19,7 +19,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from . import checkpoint, rundir
+from . import checkpoint, plots, rundir
 from .build import build_model
 from .checkpoint import Progress
 from .config import Config, TrainingConfig
@@ -160,30 +160,45 @@ class Diverged(Exception):
         self.batch, self.batches, self.value = batch, batches, value
 
 
+def train_step(session: Session, index: np.ndarray) -> tuple[nd.NDArray, int]:
+    """One optimizer step on the training rows ``index``.
+
+    Returns the summed token loss, still on the device (reading it would wait for the
+    step), and the number of target tokens it covers.
+    """
+    data = session.train_data
+    src, tgt_in, tgt_out = _batch(session, data, index, len(index))
+    count = int(np.count_nonzero(data.tgt_out[index]))  # host-side: no sync
+    with autograd.record():
+        loss = session.loss(src, tgt_in, tgt_out)
+    loss.backward()
+    clip = session.config.training.clip_gradient
+    if clip is not None:
+        # The Trainer divides the gradients by ``count``: clip their mean's norm.
+        params = [p for p in session.model.collect_params().values() if p.grad_req != "null"]
+        gluon.utils.clip_global_norm([p.grad(session.ctx) for p in params], clip * count,
+                                     check_isfinite=False)
+    session.trainer.step(count)
+    return loss, count
+
+
+def train_batches(session: Session, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's shuffled row indices, in batches of one size (the ragged tail dropped)."""
+    size = min(session.config.training.batch_size, len(session.train_data))
+    return list(batches(len(session.train_data), size, rng, drop_last=True))
+
+
 def train_epoch(session: Session, rng: np.random.Generator, console: Console, desc: str) -> float:
     """One pass over the training data; returns the mean token loss.
 
     Raises :class:`Diverged` naming the first batch whose loss was not finite.
     """
-    data, size = session.train_data, session.config.training.batch_size
-    size = min(size, len(data))
-    clip = session.config.training.clip_gradient
-    params = [p for p in session.model.collect_params().values() if p.grad_req != "null"]
     total, tokens = nd.zeros((1,), ctx=session.ctx), 0
     running = []  # the sum after each batch, kept on the device: no host sync per batch
-    index_batches = list(batches(len(data), size, rng, drop_last=True))
+    index_batches = train_batches(session, rng)
     with console.progress(len(index_batches), desc) as bar:
         for index in index_batches:
-            src, tgt_in, tgt_out = _batch(session, data, index, size)
-            count = int(np.count_nonzero(data.tgt_out[index]))  # host-side: no sync
-            with autograd.record():
-                loss = session.loss(src, tgt_in, tgt_out)
-            loss.backward()
-            if clip is not None:
-                # The Trainer divides the gradients by ``count``: clip their mean's norm.
-                grads = [p.grad(session.ctx) for p in params]
-                gluon.utils.clip_global_norm(grads, clip * count, check_isfinite=False)
-            session.trainer.step(count)
+            loss, count = train_step(session, index)
             total = total + loss  # stays on the device; read once per epoch
             running.append(total)
             tokens += count
@@ -333,6 +348,9 @@ def run_epochs(session: Session, run_dir: Path, progress: Progress, console: Con
                                     f"{exc.value}; {_kept(run_dir, progress)}; set training.clip_gradient "
                                     f"or lower the learning rate") from None
             metrics, hypotheses = evaluate(session)
+            # Every queued operator has run: under the threaded engine a failed one raises
+            # here, in its own epoch, instead of at exit (or never).
+            nd.waitall()
             if not math.isfinite(metrics["valid_loss"]):
                 raise TrainingError(f"epoch {epoch}: validation loss is {metrics['valid_loss']} (the "
                                     f"epoch's last updates broke the parameters); {_kept(run_dir, progress)}; "
@@ -344,6 +362,7 @@ def run_epochs(session: Session, run_dir: Path, progress: Progress, console: Con
             samples = sample_lines(session, hypotheses, progress.sample_rng, console) if due else []
             with checkpoint.interrupts_deferred():
                 _save(run_dir, session, progress, rate)
+            plots.write_history_plot(run_dir, progress.history, primary)
             console.print(f"epoch {epoch:>3}/{tc.epochs}  {_format_metrics(row)}  {row['seconds']:.1f}s")
             for line in samples:
                 console.print(line)

@@ -65,3 +65,17 @@ def test_reverse_feeds_the_question_backwards():
     task = make(reverse=True)
     assert task.source_tokens("12+345") == list("543+21")
     assert task.source_text(task.source_tokens("12+345")) == "12+345"
+
+
+def test_fixed_padded_lengths_as_the_seed():
+    task = make(digits=3, questions=1000, source_length=9, target_length=8)
+    assert (task.max_source_length, task.max_target_length) == (9, 8)
+    vocab, _ = task.build_vocabularies([])
+    ids, _ = task.encode_source("1+2", vocab)
+    assert len(ids) == 3  # padding to 9 happens when batches are built
+    default = make(digits=3, questions=1000)
+    assert (default.max_source_length, default.max_target_length) == (7, 4)
+    with pytest.raises(ValueError, match="source_length: 6 is too short for digits = 3 \\(at least 7, or 0\\)"):
+        make(digits=3, questions=1000, source_length=6)
+    with pytest.raises(ValueError, match="target_length: 3 is too short"):
+        make(digits=3, questions=1000, target_length=3)

@@ -304,7 +304,8 @@ def test_disk_full_or_read_only_while_saving_is_one_line_and_keeps_the_last_epoc
 
     path = write_toml(tmp_path / "t.toml", small(3))
     with mock.patch.object(os, "replace", replace):
-        result = cli("run", path, "--out", tmp_path / "runs")
+        # --worker train: the training itself, in this process, where the patch is.
+        result = cli("run", path, "--out", tmp_path / "runs", "--worker", "train")
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert result.exit_code == 1
     file = run_dir / ("checkpoint.json" if target == "checkpoint.json" else f"checkpoint/{target}")

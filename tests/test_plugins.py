@@ -103,3 +103,15 @@ def test_plugins_command_lists_every_kind(cli):
     assert result.exit_code == 0
     for line in ("tasks:", "encoders:", "decoders:", "attentions:", "addition", "concat"):
         assert line in result.output
+
+
+def test_plugin_modules_named_in_the_environment_are_registered(monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    monkeypatch.setenv("S2S_PLUGINS", " broken_plugins , ")
+    assert "shape_bug" in Registry().names("encoder")
+    monkeypatch.setenv("S2S_PLUGINS", "no_such_plugin_module")
+    with pytest.raises(PluginError, match=r"^S2S_PLUGINS: cannot import plugin module 'no_such_plugin_module': "
+                                          r"No module named 'no_such_plugin_module'$"):
+        Registry()
