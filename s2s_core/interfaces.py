@@ -168,13 +168,18 @@ class Decoder(gluon.HybridBlock):
 
     ``hybrid_forward(F, tokens, memory, mask, *states)``: ``tokens`` (N, L) the previous
     output ids, ``memory`` (N, Ts, M) from :meth:`prepare_memory`, ``mask`` (N, Ts). Returns
-    ``(logits, weights, *new_states)``: ``logits`` (N, L, V), ``weights`` (N, L, Ts) the
-    attention weights (zeros without attention).
+    ``(outputs, weights, *new_states)``: ``outputs`` (N, L, H) for :attr:`output_layer`,
+    ``weights`` (N, L, Ts) the attention weights (zeros without attention).
 
-    Teacher forcing, greedy and beam search all call this. When :attr:`parallel` is
-    true, step t does not depend on step t-1's outputs except through the given
-    tokens, so teacher forcing may pass all L target steps in one call; otherwise it
-    is called once per step with L = 1.
+    ``output_layer``: a child HybridBlock, ``outputs`` (N, L, H) -> logits (N, L, V). It is
+    kept out of the step so that teacher forcing applies it once to all steps: a layer
+    with batch statistics (the seed's BatchNorm) then sees every step together, as it
+    does in the seed, even when the steps themselves run one at a time.
+
+    Teacher forcing, greedy and beam search all call these two (decoding through
+    :meth:`s2s_core.model.Seq2Seq.step`). When :attr:`parallel` is true, step t does not
+    depend on step t-1's outputs except through the given tokens, so teacher forcing
+    may pass all L target steps in one call; otherwise it is called once per step.
     """
 
     Params: type = NoParams
@@ -223,7 +228,7 @@ def masked_softmax(F, scores, mask):
     return F.softmax(F.broadcast_add(scores, penalty), axis=-1)
 
 
-def no_attention_weights(F, logits, mask):
-    """All-zero weights (N, L, Ts) for decoders without attention."""
+def no_attention_weights(F, outputs, mask):
+    """All-zero weights (N, L, Ts) for decoders without attention; ``outputs`` (N, L, ...)."""
     return F.broadcast_mul(F.expand_dims(mask * 0, axis=1),
-                           F.zeros_like(F.slice_axis(logits, axis=2, begin=0, end=1)))
+                           F.zeros_like(F.slice_axis(outputs, axis=2, begin=0, end=1)))

@@ -37,17 +37,24 @@ class Seq2Seq(gluon.HybridBlock):
         states = self.decoder.init_state(F, outputs, mask, encoder_states)
         return self.decoder.prepare_memory(F, outputs), mask, list(states)
 
+    def step(self, tokens, memory, mask, states):
+        """One decoding step: -> (logits (N, L, V), weights (N, L, Ts), new states)."""
+        out = self.decoder(tokens, memory, mask, *states)
+        return self.decoder.output_layer(out[0]), out[1], list(out[2:])
+
     def hybrid_forward(self, F, src, tgt_in):
         memory, mask, states = self.encode(F, src)
         if self.decoder.parallel:
-            return self.decoder(tgt_in, memory, mask, *states)[0]
-        logits = []
-        for t in range(self.target_steps):
-            step_in = F.slice_axis(tgt_in, axis=1, begin=t, end=t + 1)
-            out = self.decoder(step_in, memory, mask, *states)
-            logits.append(out[0])
-            states = out[2:]
-        return F.concat(*logits, dim=1)
+            outputs = self.decoder(tgt_in, memory, mask, *states)[0]
+        else:
+            steps = []
+            for t in range(self.target_steps):
+                step_in = F.slice_axis(tgt_in, axis=1, begin=t, end=t + 1)
+                out = self.decoder(step_in, memory, mask, *states)
+                steps.append(out[0])
+                states = out[2:]
+            outputs = F.concat(*steps, dim=1)
+        return self.decoder.output_layer(outputs)
 
 
 class TeacherForcedLoss(gluon.HybridBlock):

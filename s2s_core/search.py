@@ -28,8 +28,7 @@ def greedy(model: Seq2Seq, src: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
     token = nd.full((src.shape[0], 1), BOS_ID, ctx=src.context)
     ids, weights = [], []
     for _ in range(model.target_steps):
-        out = model.decoder(token, memory, mask, *states)
-        logits, step_weights, states = out[0], out[1], out[2:]
+        logits, step_weights, states = model.step(token, memory, mask, states)
         token = nd.argmax(logits, axis=2)
         ids.append(token)
         weights.append(step_weights)
@@ -90,8 +89,7 @@ def beam_search(model: Seq2Seq, src: nd.NDArray, width: int,
     sentence = nd.arange(n, ctx=ctx).reshape((n, 1))
     history = []  # per step: (tokens (N*K, 1), parent rows (N*K,), weights (N*K, 1, Ts))
     for _ in range(model.target_steps):
-        out = model.decoder(tokens, memory, mask, *states)
-        logits, step_weights, states = out[0], out[1], out[2:]
+        logits, step_weights, states = model.step(tokens, memory, mask, states)
         step_weights = nd.broadcast_mul(step_weights, (1 - finished).reshape((-1, 1, 1)))
         # Each hypothesis proposes its best `per_row` tokens: the best K of a sentence's
         # K * V continuations are among these K * per_row.

@@ -35,9 +35,9 @@ def weights_when_fed(model, src: nd.NDArray, ids: np.ndarray) -> np.ndarray:
     memory, mask, states = model.encode(nd, src)
     token, weights = nd.full((len(ids), 1), BOS_ID), []
     for t in range(ids.shape[1]):
-        out = model.decoder(token, memory, mask, *states)
-        weights.append(out[1].asnumpy())
-        token, states = nd.array(ids[:, t:t + 1]), out[2:]
+        _, step_weights, states = model.step(token, memory, mask, states)
+        weights.append(step_weights.asnumpy())
+        token = nd.array(ids[:, t:t + 1])
     return np.concatenate(weights, axis=1)
 
 
