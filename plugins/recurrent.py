@@ -155,8 +155,13 @@ class RecurrentDecoder(Decoder):
             self.attention = None
             if self.attention_at == "input":
                 self.attention = make_attention(input_size + p.hidden, encoder.output_size)
-                self.combine = nn.Dense(input_size, flatten=False,
-                                        in_units=input_size + self.attention.context_size)
+                # A Dense over concat(input, context), as the seed's; kept as one matrix
+                # (initialised as that Dense) whose context columns the attention applies
+                # itself (Attention.project): the seed's flattened context is never built.
+                self.input_size = input_size
+                self.combine_weight = self.params.get(
+                    "combine_weight", shape=(input_size, input_size + self.attention.context_size))
+                self.combine_bias = self.params.get("combine_bias", shape=(input_size,), init="zeros")
             elif self.attention_at == "output":
                 self.attention = make_attention(p.hidden, encoder.output_size)
                 self.combine = nn.Dense(p.hidden, flatten=False, activation="tanh",
@@ -180,14 +185,17 @@ class RecurrentDecoder(Decoder):
             copied = []
         return [h, *copied] + [F.zeros_like(h) for _ in range(self.num_states - 1 - len(copied))]
 
-    def hybrid_forward(self, F, tokens, memory, mask, *states):
+    def hybrid_forward(self, F, tokens, memory, mask, *states, combine_weight=None, combine_bias=None):
         x = embed_inputs(F, self, tokens, self.vocab_size)  # (N, L, input)
         weights = None
         if self.attention_at == "input":
             top = F.slice_axis(states[0], axis=0, begin=-1, end=None)  # last layer's hidden
             previous = F.expand_dims(F.squeeze(top, axis=0), axis=1)  # (N, 1, hidden)
             context, weights = self.attention(F.concat(x, previous, dim=2), memory, mask)
-            x = self.combine(F.concat(x, context, dim=2))
+            x_columns = F.slice_axis(combine_weight, axis=1, begin=0, end=self.input_size)
+            context_columns = F.slice_axis(combine_weight, axis=1, begin=self.input_size, end=None)
+            x = (F.FullyConnected(x, x_columns, combine_bias, num_hidden=self.input_size, flatten=False)
+                 + self.attention.project(F, context, weights, memory, context_columns))
         outputs, states = self.rnn(x, list(states))  # (N, L, hidden)
         if self.attention_at == "output":
             context, weights = self.attention(outputs, memory, mask)

@@ -221,6 +221,16 @@ class Attention(gluon.HybridBlock):
         receives this instead of the encoder's outputs. Default: the outputs as they are."""
         return memory
 
+    def project(self, F, context, weights, memory, weight):
+        """``weight`` (C, context_size) times the context: (N, L, C).
+
+        A decoder layer that multiplies the context by a matrix asks the attention, so
+        an attention whose context is large but linear in its weights can compute the
+        product without building the context (the seed's flattened one). ``context``,
+        ``weights`` and ``memory`` are what :meth:`hybrid_forward` got and returned.
+        """
+        return F.dot(context, weight, transpose_b=True)
+
 
 def masked_softmax(F, scores, mask):
     """Softmax of ``scores`` (N, L, Ts) over Ts, with padded positions (mask 0) at 0."""

@@ -160,3 +160,20 @@ def test_dot_attention_of_unequal_sizes_is_a_config_error():
     assert message.startswith("t.toml: model.attention: dot attention needs the decoder's query (32) "
                               "as wide as the encoder's outputs (64)")
     assert "\n" not in message
+
+
+def test_flattened_concat_context_is_projected_without_building_it():
+    """The seed's combine Dense over flatten(weights * memory), computed per position."""
+    from s2s_plugins.concat_attention import ConcatAttention
+
+    attention = ConcatAttention(ConcatAttention.Params(context="flatten"), 12, 5, 7)
+    attention.initialize()
+    rng = np.random.default_rng(0)
+    query, memory = nd.array(rng.normal(size=(3, 2, 12))), nd.array(rng.normal(size=(3, 7, 5)))
+    mask = nd.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 6 + [0]])
+    weight = nd.array(rng.normal(size=(9, attention.context_size)))
+    context, weights = attention(query, memory, mask)
+    assert context.shape == (3, 2, 35)
+    expected = nd.dot(context, weight, transpose_b=True).asnumpy()
+    np.testing.assert_allclose(attention.project(nd, context, weights, memory, weight).asnumpy(),
+                               expected, rtol=1e-5, atol=1e-5)

@@ -65,13 +65,21 @@ def test_beam_search_beats_or_ties_greedy_under_the_model_untrained(name):
         ids, weights, scores = (a.asnumpy() for a in beam_search(model, src, 4, alpha))
         beam, mean_length[alpha] = scored_by_the_model(model, src, ids, alpha)
         greedy_score = scored_by_the_model(model, src, greedy(model, src)[0].asnumpy(), alpha)[0]
-        assert np.all(beam >= greedy_score - 1e-5)
+        # Beam search is not guaranteed to keep greedy's path (it can be pruned by K
+        # prefixes that later fall behind), but under the model it must win on average
+        # and lose rarely.
+        assert beam.mean() > greedy_score.mean()
+        assert np.mean(beam >= greedy_score - 1e-5) >= 0.9
         assert np.any(beam > greedy_score + 1e-3)
         # What the search reports is what the model says of its hypothesis.
         np.testing.assert_allclose(scored_by_the_model(model, src, ids)[0], scores, atol=1e-4)
         kept = through_the_end(ids)
         np.testing.assert_allclose(weights[kept], weights_when_fed(model, src, ids)[kept], atol=1e-5)
-    assert mean_length[5.0].mean() > mean_length[0.0].mean()
+    # A strong length penalty never shortens the hypotheses, and lengthens them where
+    # there is room (the models are untrained: some setups already use every step).
+    assert mean_length[5.0].mean() >= mean_length[0.0].mean()
+    if mean_length[0.0].mean() < model.target_steps:
+        assert mean_length[5.0].mean() > mean_length[0.0].mean()
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
