@@ -4,18 +4,17 @@ import os
 
 
 def _openmp_threads() -> None:
-    """Give MXNet's CPU operators every core (up to 4) unless the user chose.
+    """One OpenMP thread for MXNet's CPU operators unless the user chose otherwise.
 
-    MXNet ran its operators on one OpenMP thread on the 2-core machine s2s is measured
-    on; two threads, with OpenMP's default (active) waiting, made training steps 1.25x
-    (main job) to 1.8x (the seed's model) faster, while OMP_WAIT_POLICY=PASSIVE made
-    them slower (docs/performance.md). It must be set before MXNet loads OpenMP, which
-    is why it happens on importing s2s_core. The cap: spinning threads cost small
-    operators more than they give on machines not measured here.
+    Measured on the 2-core machine (docs/performance.md): two threads with OpenMP's
+    default active waiting made a lone training run 1.25x (main job) to 1.8x (seed
+    model) faster, but two such processes at once spun against each other and a
+    one-minute run took over fifteen; passive waiting was slower than one thread. One
+    thread is MXNet's own choice on that machine; s2s makes it the rule everywhere, so
+    that runs behave alike. It must be set before MXNet loads OpenMP, which is why it
+    happens on importing s2s_core.
     """
-    if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        os.environ["OMP_NUM_THREADS"] = str(max(1, min(cores or 1, 4)))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 _openmp_threads()
