@@ -5,9 +5,8 @@
 
 Prints a Markdown table of figures and ratios; docs/performance.md explains them. Each
 part runs in a child process so that its OpenMP thread count is set before MXNet loads:
-the notebook baseline is measured both with MXNet's default here (one thread, what the
-notebook ran with) and with the threads s2s sets for itself; s2s with its own setting.
-Both sides of every ratio come from the same child, the same data and the same run.
+s2s's own setting (one thread, MXNet's default on this machine, what the notebook ran
+with). Both sides of every ratio come from the same child, the same data and the same run.
 """
 
 from __future__ import annotations
@@ -208,30 +207,26 @@ def report(quick: bool) -> None:
           f"{'quick' if quick else 'full'} run", flush=True)
     job = main_job()  # first: its peak memory is read from this process's finished children
     seed_args = ["--part", "seed", "--batches", str(batches), "--baseline-questions", str(baseline_questions)]
-    one = run_part(seed_args, "1")  # MXNet's default here: what the notebook ran with
-    own = run_part(seed_args, None)  # the threads s2s sets for itself
+    seed = run_part(seed_args, None)  # s2s's own thread setting, the baseline in the same process
     hybrid = run_part(["--part", "hybridize"] + (["--quick"] if quick else []), None)
 
-    s2s_train = own["train_samples_per_s"]["s2s"]
-    nb_default = one["train_samples_per_s"]["notebook"]
-    nb_same = own["train_samples_per_s"]["notebook"]
-    decode_ratio = own["seed_decode_qps"] / one["notebook_decode_qps"]
+    s2s_train = seed["train_samples_per_s"]["s2s"]
+    notebook_train = seed["train_samples_per_s"]["notebook"]
+    decode_ratio = seed["seed_decode_qps"] / seed["notebook_decode_qps"]
     print()
-    print(f"| figure | notebook baseline | s2s | ratio | target |")
-    print(f"|---|---|---|---|---|")
-    print(f"| seed architecture training, samples/s (batch {own['batch_size']}, {batches} batches; "
-          f"notebook at MXNet's 1 thread, s2s at its {own['threads'] or 'own'}) | {nb_default:,.0f} | "
-          f"{s2s_train:,.0f} | {s2s_train / nb_default:.2f}x | >= 2x: {verdict(s2s_train / nb_default >= 2)} |")
-    print(f"| the same, both at s2s's {own['threads'] or 'own'} threads | {nb_same:,.0f} | {s2s_train:,.0f} | "
-          f"{s2s_train / nb_same:.2f}x | |")
-    print(f"| the same, both at 1 thread | {nb_default:,.0f} | {one['train_samples_per_s']['s2s']:,.0f} | "
-          f"{one['train_samples_per_s']['s2s'] / nb_default:.2f}x | |")
+    print(f"OpenMP threads: {seed['threads']} (s2s's setting, and MXNet's default on this machine)")
+    print()
+    print("| figure | notebook baseline | s2s | ratio | target |")
+    print("|---|---|---|---|---|")
+    print(f"| seed architecture training, samples/s (batch {seed['batch_size']}, {batches} batches "
+          f"after 2 warm-up) | {notebook_train:,.0f} | {s2s_train:,.0f} | {s2s_train / notebook_train:.2f}x | "
+          f">= 2x: {verdict(s2s_train / notebook_train >= 2)} |")
     print(f"| seed architecture greedy decoding, questions/s (notebook: one at a time, "
-          f"{one['notebook_decode_questions']} questions; s2s: {DECODE_QUESTIONS:,}) | "
-          f"{one['notebook_decode_qps']:,.0f} | {own['seed_decode_qps']:,.0f} | {decode_ratio:,.0f}x | "
+          f"{seed['notebook_decode_questions']} questions; s2s: {DECODE_QUESTIONS:,}) | "
+          f"{seed['notebook_decode_qps']:,.0f} | {seed['seed_decode_qps']:,.0f} | {decode_ratio:,.0f}x | "
           f">= 100x: {verdict(decode_ratio >= 100)} |")
     print(f"| default task's model greedy decoding, questions/s ({DECODE_QUESTIONS:,}) | | "
-          f"{own['main_decode_qps']:,.0f} | | >= 10,000: {verdict(own['main_decode_qps'] >= 10_000)} |")
+          f"{seed['main_decode_qps']:,.0f} | | >= 10,000: {verdict(seed['main_decode_qps'] >= 10_000)} |")
     t99 = job["seconds_to_99"]
     print(f"| `s2s run tasks/addition.toml`: wall time to 99% held-out exact match (preflight and "
           f"start-up included) | | {t99:.0f} s (epoch {job['epoch_of_99']}; best {job['best']:.2f}%, "
@@ -241,12 +236,12 @@ def report(quick: bool) -> None:
           f"< 1 GiB: {verdict(job['peak_rss_mib'] < 1024)} |")
     print()
     print("Loss curve of the two trainings (cross-entropy per answer character on "
-          f"{EVAL_QUESTIONS} held-out questions, after N batches; {own['threads'] or 'own'} threads):")
+          f"{EVAL_QUESTIONS} held-out questions, after N timed batches):")
     print()
-    print("| batches | " + " | ".join(own["answer_loss"]["notebook"]) + " |")
-    print("|---|" + "---|" * len(own["answer_loss"]["notebook"]))
+    print("| batches | " + " | ".join(seed["answer_loss"]["notebook"]) + " |")
+    print("|---|" + "---|" * len(seed["answer_loss"]["notebook"]))
     for side in ("notebook", "s2s"):
-        print(f"| {side} | " + " | ".join(f"{v:.3f}" for v in own["answer_loss"][side].values()) + " |")
+        print(f"| {side} | " + " | ".join(f"{v:.3f}" for v in seed["answer_loss"][side].values()) + " |")
     print()
     slowest = min(min(r["train"], r["decode"]) for r in hybrid.values())
     print(f"Hybridized / imperative speed for every built-in combination (training, greedy decoding); "

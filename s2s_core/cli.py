@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def run(ctx, task_file, out, epochs, resume_dir, engine, preflight, worker):
     config = load_config(task_file) if task_file is not None else read_run_config(resume_dir)
     if epochs is not None:
         config.training.epochs = epochs
+    if engine is None and os.environ.get("MXNET_ENGINE_TYPE") == "NaiveEngine":
+        engine = "naive"  # set by hand, as MXNet's docs suggest: honoured like --engine naive
     if engine is not None:
         config.training.engine = engine
     if worker is None:  # the supervising parent: no MXNet operation runs in this process
