@@ -150,7 +150,8 @@ def part_hybridize(quick: bool) -> dict:
     registry = Registry()
     base = read_toml(MAIN_TASK)
     base["task"]["questions"] = 6000  # the same work in both modes; data size is not timed
-    settings = Settings(train_batches=10 if quick else 20, warmup_batches=3, decode_questions=2000)
+    settings = Settings(train_batches=10 if quick else 30, warmup_batches=3,
+                        decode_questions=2000 if quick else 10_000)
     rows = {}
     for name, model in combinations(quick).items():
         data = dict(base, model=model)
