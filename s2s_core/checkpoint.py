@@ -46,7 +46,7 @@ import numpy as np
 
 from . import rundir
 from .config import Config
-from .errors import RunDirError
+from .errors import RunDirError, one_line
 
 RECORD = "checkpoint.json"
 STORE = "checkpoint"
@@ -288,8 +288,7 @@ def restore(saved: Saved, session) -> Progress:
     try:
         session.trainer.load_states(str(states))
     except Exception as exc:  # noqa: BLE001 - unpickling and MXNet raise many kinds
-        reason = str(exc).strip().split("\n")[0][:200]
-        raise RunDirError(f"{states}: cannot load the optimizer state: {reason}") from None
+        raise RunDirError(f"{states}: cannot load the optimizer state: {one_line(exc)}") from None
     body = saved.body
     rng = body["rng"]
     random.setstate(_python_state(rng["python"]))

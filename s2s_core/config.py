@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-from .errors import ConfigError, PluginError, S2SError
+from .errors import ConfigError, PluginError, S2SError, one_line
 from .hooks import Registry
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "nag", "adagrad", "adadelta", "adamax", "nadam", "ftml", "signum")
@@ -255,8 +255,8 @@ def _check_mxnet_names(training: TrainingConfig, path: str) -> None:
         try:
             create(name, **params)
         except Exception as exc:  # noqa: BLE001 - MXNet raises TypeError, ValueError, MXNetError...
-            text = str(exc).split("\n")[0]
-            raise ConfigError(f"{path}: training.{kind}_params: not accepted by {kind} '{name}': {text}") from None
+            raise ConfigError(f"{path}: training.{kind}_params: not accepted by {kind} '{name}': "
+                              f"{one_line(exc)}") from None
 
 
 def read_toml(path: str | Path) -> dict:

@@ -6,6 +6,17 @@ on one line and exits with ``exit_code``; no traceback unless ``--debug``.
 """
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """One line of an exception's message, for an error message of our own.
+
+    MXNet's messages may start with a C++ traceback and end with the message: the last
+    line then; otherwise the first.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line[:limit]
+
+
 class S2SError(Exception):
     """A user-facing error: the message is one line saying what is wrong and where."""
 

@@ -28,7 +28,7 @@ import attrs
 import tomli_w
 
 from .config import Config, parse_config, read_toml
-from .errors import ConfigError, RunDirError, S2SError
+from .errors import ConfigError, RunDirError, S2SError, one_line
 from .hooks import Registry
 from .interfaces import Task
 from .vocab import Vocabulary
@@ -159,8 +159,8 @@ def load_parameters(model, path: Path) -> None:
     try:
         model.load_parameters(str(path))
     except Exception as exc:  # noqa: BLE001 - MXNet raises MXNetError, AssertionError, ...
-        reason = str(exc).strip().split("\n")[0][:200]
-        raise RunDirError(f"{path}: cannot load parameters into the model {CONFIG} describes: {reason}") from None
+        raise RunDirError(f"{path}: cannot load parameters into the model {CONFIG} describes: "
+                          f"{one_line(exc)}") from None
 
 
 def finished_epochs(run_dir: Path) -> bool:

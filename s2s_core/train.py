@@ -24,7 +24,7 @@ from .build import build_model
 from .checkpoint import Progress
 from .config import Config, TrainingConfig
 from .data import Arrays, batches, encode_pairs, pad_batch
-from .errors import ConfigError, Interrupted, RunDirError, TrainingError
+from .errors import ConfigError, Interrupted, RunDirError, TrainingError, one_line
 from .interfaces import Pair, Task
 from .model import Seq2Seq, TeacherForcedLoss
 from .search import decode_arrays
@@ -119,8 +119,8 @@ def initialize(model: Seq2Seq, config: Config, ctx: mx.Context) -> None:
     except Exception as exc:  # noqa: BLE001 - MXNetError, ValueError, AssertionError, ...
         if tc.initializer_params:
             raise ConfigError(f"{config.path}: training.initializer_params: initializer '{tc.initializer}' "
-                              f"fails with them: {_reason(exc)}") from None
-        raise TrainingError(f"cannot initialize the model: {_reason(exc)}") from None
+                              f"fails with them: {one_line(exc)}") from None
+        raise TrainingError(f"cannot initialize the model: {one_line(exc)}") from None
 
 
 def make_trainer(model: Seq2Seq, config: Config) -> gluon.Trainer:
@@ -135,14 +135,7 @@ def make_trainer(model: Seq2Seq, config: Config) -> gluon.Trainer:
         return gluon.Trainer(model.collect_params(), tc.optimizer, dict(tc.optimizer_params))
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, MXNetError, ...
         raise ConfigError(f"{config.path}: training.optimizer_params: optimizer '{tc.optimizer}' "
-                          f"cannot update with them: {_reason(exc)}") from None
-
-
-def _reason(exc: Exception) -> str:
-    """One line of an exception's message (MXNet's start with a C++ traceback: its last line)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line[:200]
+                          f"cannot update with them: {one_line(exc)}") from None
 
 
 def _batch(session: Session, data: Arrays, index: np.ndarray, size: int):
@@ -382,7 +375,7 @@ def _save(run_dir: Path, session: Session, progress: Progress, rate: float) -> N
         checkpoint.save(run_dir, session, progress, rate)
     except Exception as exc:  # noqa: BLE001 - OSError, or MXNet failing to write a file
         where = getattr(exc, "filename", None)
-        reason = getattr(exc, "strerror", None) or _reason(exc)
+        reason = getattr(exc, "strerror", None) or one_line(exc)
         try:
             saved = checkpoint.load(run_dir)
             kept = _kept(run_dir, saved.epoch if saved else 0)
