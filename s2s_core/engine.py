@@ -29,7 +29,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import attrs
 
