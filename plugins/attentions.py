@@ -15,7 +15,7 @@ from attrs import validators as v
 from mxnet.gluon import nn
 
 from s2s_core.hooks import hookimpl
-from s2s_core.interfaces import Attention, NoParams, masked_softmax
+from s2s_core.interfaces import Attention, NoParams, concat_features, masked_softmax
 
 
 class ScoredAttention(Attention):
@@ -34,7 +34,7 @@ class ScoredAttention(Attention):
     def prepare(self, F, memory):
         if self.key_layer is None:
             return memory
-        return F.concat(self.key_layer(memory), memory, dim=2)
+        return concat_features(F, self.key_layer(memory), memory)
 
     def hybrid_forward(self, F, query, memory, mask):
         keys, outputs = memory, memory
@@ -43,6 +43,11 @@ class ScoredAttention(Attention):
             outputs = F.slice_axis(memory, axis=2, begin=self.key_size, end=None)
         weights = masked_softmax(F, self.score(F, query, keys), mask)  # (N, L, Ts)
         return F.batch_dot(weights, outputs), weights
+
+    context_is_linear = True
+
+    def project_outputs(self, F, outputs, weight):
+        return F.dot(outputs, weight, transpose_b=True)  # the context is weights . outputs
 
     def score(self, F, query, keys):
         """(N, L, Q), (N, Ts, K) -> scores (N, L, Ts); here query . key (K = Q)."""

@@ -48,14 +48,16 @@ class ConcatAttention(Attention):
         weighted = F.broadcast_mul(F.expand_dims(weights, axis=3), F.expand_dims(memory, axis=1))
         return F.reshape(weighted, (0, 0, -3)), weights
 
-    def project(self, F, context, weights, memory, weight):
+    context_is_linear = True
+
+    def project_outputs(self, F, outputs, weight):
         if self.options.context == "sum":
-            return super().project(F, context, weights, memory, weight)
-        # W . flatten(w * memory) = sum over t of w_t (W_t . memory_t), W_t the columns
-        # of position t: no (N, L, Ts*M) context, in the forward or the backward pass.
+            return F.dot(outputs, weight, transpose_b=True)
+        # W . flatten(w * outputs) = sum over t of w_t (W_t . outputs_t), W_t the columns
+        # of position t: P_t = W_t . outputs_t, once per source.
         per_position = F.transpose(F.reshape(weight, (0, self.source_length, -1)), axes=(1, 2, 0))
-        projected = F.batch_dot(F.transpose(memory, axes=(1, 0, 2)), per_position)  # (Ts, N, C)
-        return F.batch_dot(weights, F.transpose(projected, axes=(1, 0, 2)))  # (N, L, C)
+        projected = F.batch_dot(F.transpose(outputs, axes=(1, 0, 2)), per_position)  # (Ts, N, C)
+        return F.transpose(projected, axes=(1, 0, 2))
 
 
 @hookimpl

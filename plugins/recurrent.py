@@ -10,10 +10,11 @@ and goes through a bridge layer when the sizes differ.
 from __future__ import annotations
 
 import attrs
+import mxnet as mx
 from attrs import validators as v
 from mxnet.gluon import HybridBlock, nn
 
-from s2s_core.interfaces import Decoder, Encoder, no_attention_weights
+from s2s_core.interfaces import Decoder, Encoder, concat_features, no_attention_weights
 
 
 def embed_inputs(F, block, tokens, vocab_size: int):
@@ -156,9 +157,12 @@ class RecurrentDecoder(Decoder):
             if self.attention_at == "input":
                 self.attention = make_attention(input_size + p.hidden, encoder.output_size)
                 # A Dense over concat(input, context), as the seed's; kept as one matrix
-                # (initialised as that Dense) whose context columns the attention applies
-                # itself (Attention.project): the seed's flattened context is never built.
+                # (initialised as that Dense). When the attention's context is linear in its
+                # weights, the context columns are applied to the encoder outputs once per
+                # source (prepare_memory) and a step only weighs those products: the seed's
+                # flattened context (N, Ts * M) is never built.
                 self.input_size = input_size
+                self.precompute_context = self.attention.context_is_linear
                 self.combine_weight = self.params.get(
                     "combine_weight", shape=(input_size, input_size + self.attention.context_size))
                 self.combine_bias = self.params.get("combine_bias", shape=(input_size,), init="zeros")
@@ -185,21 +189,43 @@ class RecurrentDecoder(Decoder):
             copied = []
         return [h, *copied] + [F.zeros_like(h) for _ in range(self.num_states - 1 - len(copied))]
 
+    def prepare_memory(self, F, memory):
+        """The attention's memory; with attention at the input and a linear context, the
+        products of the combine matrix's context columns with every encoder output
+        (N, Ts, input) go in front of it (see :meth:`Attention.project_outputs`)."""
+        prepared = super().prepare_memory(F, memory)
+        if self.attention_at != "input" or not self.precompute_context:
+            return prepared
+        # Called from Seq2Seq.encode, outside this block's own forward: the parameter is
+        # read as Gluon would pass it, a symbol while a graph is being built.
+        weight = (self.combine_weight.var() if isinstance(memory, mx.sym.Symbol)
+                  else self.combine_weight.data(memory.context))
+        context_columns = F.slice_axis(weight, axis=1, begin=self.input_size, end=None)
+        projected = self.attention.project_outputs(F, memory, context_columns)
+        return concat_features(F, projected, prepared)
+
     def hybrid_forward(self, F, tokens, memory, mask, *states, combine_weight=None, combine_bias=None):
         x = embed_inputs(F, self, tokens, self.vocab_size)  # (N, L, input)
         weights = None
         if self.attention_at == "input":
             top = F.slice_axis(states[0], axis=0, begin=-1, end=None)  # last layer's hidden
             previous = F.expand_dims(F.squeeze(top, axis=0), axis=1)  # (N, 1, hidden)
-            context, weights = self.attention(F.concat(x, previous, dim=2), memory, mask)
+            if self.precompute_context:
+                projected = F.slice_axis(memory, axis=2, begin=0, end=self.input_size)
+                memory = F.slice_axis(memory, axis=2, begin=self.input_size, end=None)
+            context, weights = self.attention(concat_features(F, x, previous), memory, mask)
+            if self.precompute_context:
+                from_context = F.batch_dot(weights, projected)  # (N, L, input)
+            else:
+                context_columns = F.slice_axis(combine_weight, axis=1, begin=self.input_size, end=None)
+                from_context = F.dot(context, context_columns, transpose_b=True)
             x_columns = F.slice_axis(combine_weight, axis=1, begin=0, end=self.input_size)
-            context_columns = F.slice_axis(combine_weight, axis=1, begin=self.input_size, end=None)
-            x = (F.FullyConnected(x, x_columns, combine_bias, num_hidden=self.input_size, flatten=False)
-                 + self.attention.project(F, context, weights, memory, context_columns))
+            x = F.FullyConnected(x, x_columns, combine_bias, num_hidden=self.input_size,
+                                 flatten=False) + from_context
         outputs, states = self.rnn(x, list(states))  # (N, L, hidden)
         if self.attention_at == "output":
             context, weights = self.attention(outputs, memory, mask)
-            outputs = self.combine(F.concat(outputs, context, dim=2))
+            outputs = self.combine(concat_features(F, outputs, context))
         if weights is None:
             weights = no_attention_weights(F, outputs, mask)
         return (outputs, weights, *states)

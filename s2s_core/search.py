@@ -22,16 +22,26 @@ def greedy(model: Seq2Seq, src: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
     """Greedy decoding of one batch.
 
     ``src`` (N, Ts) ids. Returns ``ids`` (N, Lt) and attention ``weights`` (N, Lt, Ts),
-    both still on the device (no host synchronisation inside the loop).
+    both still on the device. After its end token a row holds padding and zero
+    weights (as beam search's), and decoding stops once every row has ended: one
+    host read of a single number per step buys skipping the steps nobody needs (a
+    trained calculator ends "579" after 4 of its 9 steps).
     """
+    n, steps = src.shape[0], model.target_steps
     memory, mask, states = model.encode(nd, src)
-    token = nd.full((src.shape[0], 1), BOS_ID, ctx=src.context)
+    token = nd.full((n, 1), BOS_ID, ctx=src.context)
+    finished = nd.zeros((n, 1), ctx=src.context)
     ids, weights = [], []
-    for _ in range(model.target_steps):
+    for step in range(steps):
         logits, step_weights, states = model.step(token, memory, mask, states)
-        token = nd.argmax(logits, axis=2)
+        token = nd.where(finished, nd.zeros_like(finished) + PAD_ID, nd.argmax(logits, axis=2))
         ids.append(token)
-        weights.append(step_weights)
+        weights.append(nd.broadcast_mul(step_weights, finished.expand_dims(axis=2) == 0))
+        finished = nd.maximum(finished, token == EOS_ID)
+        if step + 1 < steps and nd.min(finished).asscalar() == 1:
+            ids += [nd.zeros_like(token) + PAD_ID] * (steps - step - 1)
+            weights += [nd.zeros_like(weights[-1])] * (steps - step - 1)
+            break
     return nd.concat(*ids, dim=1), nd.concat(*weights, dim=1)
 
 

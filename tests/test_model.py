@@ -15,7 +15,7 @@ from s2s_core.errors import ConfigError
 from s2s_core.hooks import Registry
 from s2s_core.model import TeacherForcedLoss
 from s2s_core.search import beam_search, greedy
-from s2s_core.vocab import BOS_ID
+from s2s_core.vocab import BOS_ID, EOS_ID
 
 ATTENTION_SETUPS = {
     "none": {"attention": None},
@@ -33,6 +33,12 @@ ATTENTION_SETUPS = {
         "decoder": {"type": "gru", "attention_at": "input"}, "attention": {"type": "general"}},
     "gru-to-lstm-dot": {"encoder": {"type": "gru"}, "attention": {"type": "dot"}},
 }
+
+
+def through_the_end(ids: np.ndarray) -> np.ndarray:
+    """(N, Lt) bool: the steps up to and including each row's first end token."""
+    ends = ids == EOS_ID
+    return np.cumsum(ends, axis=1) - ends == 0
 
 
 def build(model_overrides, seed=0):
@@ -55,10 +61,12 @@ def test_teacher_forcing_and_greedy_share_the_step(name):
     ids, weights = greedy(model, src)
     tgt_in = nd.concat(nd.full((len(data), 1), BOS_ID), ids[:, :-1], dim=1)
     forced = model(src, tgt_in)
-    assert np.array_equal(forced.argmax(axis=2).asnumpy(), ids.asnumpy())
+    kept = through_the_end(ids.asnumpy())  # after its end token a row is padding
+    assert np.array_equal(forced.argmax(axis=2).asnumpy()[kept], ids.asnumpy()[kept])
+    assert not ids.asnumpy()[~kept].any() and not weights.asnumpy()[~kept].any()
     assert weights.shape == (len(data), model.target_steps, data.src.shape[1])
     if ATTENTION_SETUPS[name].get("attention"):
-        sums = weights.asnumpy().sum(axis=2)
+        sums = weights.asnumpy().sum(axis=2)[kept]
         assert np.allclose(sums, 1.0, atol=1e-5)
         # Padding positions get no weight.
         assert np.all(weights.asnumpy()[data.src[:, None, :].repeat(model.target_steps, 1) == 0] < 1e-6)
@@ -162,18 +170,22 @@ def test_dot_attention_of_unequal_sizes_is_a_config_error():
     assert "\n" not in message
 
 
-def test_flattened_concat_context_is_projected_without_building_it():
-    """The seed's combine Dense over flatten(weights * memory), computed per position."""
-    from s2s_plugins.concat_attention import ConcatAttention
-
-    attention = ConcatAttention(ConcatAttention.Params(context="flatten"), 12, 5, 7)
+@pytest.mark.parametrize("name, params", [("concat", {"context": "flatten"}), ("concat", {"context": "sum"}),
+                                          ("general", {}), ("additive", {})])
+def test_context_products_per_position_give_the_projected_context(name, params):
+    """weights . project_outputs(outputs, W) == W . context: the seed's combine Dense over
+    flatten(weights * outputs), and every built-in weighted sum, without a context per step."""
+    cls = Registry().get("attention", name)
+    attention = cls(cls.Params(**params), 12, 5, 7)
     attention.initialize()
+    assert attention.context_is_linear
     rng = np.random.default_rng(0)
-    query, memory = nd.array(rng.normal(size=(3, 2, 12))), nd.array(rng.normal(size=(3, 7, 5)))
+    query, outputs = nd.array(rng.normal(size=(3, 2, 12))), nd.array(rng.normal(size=(3, 7, 5)))
     mask = nd.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 6 + [0]])
     weight = nd.array(rng.normal(size=(9, attention.context_size)))
-    context, weights = attention(query, memory, mask)
-    assert context.shape == (3, 2, 35)
+    context, weights = attention(query, attention.prepare(nd, outputs), mask)
+    assert context.shape == (3, 2, 35 if params.get("context") == "flatten" else 5)
     expected = nd.dot(context, weight, transpose_b=True).asnumpy()
-    np.testing.assert_allclose(attention.project(nd, context, weights, memory, weight).asnumpy(),
-                               expected, rtol=1e-5, atol=1e-5)
+    projected = attention.project_outputs(nd, outputs, weight)
+    assert projected.shape == (3, 7, 9)
+    np.testing.assert_allclose(nd.batch_dot(weights, projected).asnumpy(), expected, rtol=1e-5, atol=1e-5)

@@ -11,13 +11,7 @@ from s2s_core.predict import predict
 from s2s_core.rundir import load_run
 from s2s_core.search import beam_search, decode_arrays, greedy
 from s2s_core.vocab import BOS_ID, EOS_ID, PAD_ID
-from test_model import ATTENTION_SETUPS, build
-
-
-def through_the_end(ids: np.ndarray) -> np.ndarray:
-    """(N, Lt) bool: the steps up to and including each row's first end token."""
-    ends = ids == EOS_ID
-    return np.cumsum(ends, axis=1) - ends == 0
+from test_model import ATTENTION_SETUPS, build, through_the_end
 
 
 def scored_by_the_model(model, src: nd.NDArray, ids: np.ndarray, alpha: float = 0.0):
@@ -48,8 +42,7 @@ def test_beam_of_width_one_is_greedy(name):
     greedy_ids, greedy_weights = (a.asnumpy() for a in greedy(model, src))
     ids, weights, _ = (a.asnumpy() for a in beam_search(model, src, 1))
     kept = through_the_end(greedy_ids)
-    # Greedy runs on past its end token; beam search pads a finished hypothesis.
-    assert np.array_equal(ids, np.where(kept, greedy_ids, PAD_ID))
+    assert np.array_equal(ids, greedy_ids)  # both pad after the end token
     assert np.array_equal(weights[kept], greedy_weights[kept])
     assert not weights[~kept].any()
 
@@ -118,3 +111,27 @@ def test_predict_cli_with_a_beam(trained_run, cli):
     assert sum(a == str(eval(q)) for a, q in zip(expected, questions)) >= 2
     result = cli("predict", trained_run.run_dir, "--beam", 0, "1+1")
     assert result.exit_code == 2 and "--beam" in result.stderr
+
+
+@pytest.mark.parametrize("end_at", [1, 3])
+def test_greedy_stops_once_every_row_has_ended(end_at):
+    """The end token's output bias raised from step ``end_at`` on: every row ends there,
+    the later steps are never run, and the result is padded as if they had been."""
+    model, data = build(ATTENTION_SETUPS["concat-input"])
+    src = nd.array(data.src)
+    bias = model.decoder.output_layer.dense.bias
+    calls = []
+    step = model.step
+
+    def counted_step(*args):
+        calls.append(1)
+        if len(calls) == end_at:
+            bias.set_data(bias.data() + nd.one_hot(nd.array([EOS_ID]), bias.shape[0])[0] * 1e4)
+        return step(*args)
+
+    model.step = counted_step
+    ids, weights = (a.asnumpy() for a in greedy(model, src))
+    assert len(calls) == end_at < model.target_steps
+    assert ((ids[:, :end_at] == EOS_ID).sum(axis=1) == 1).all()  # every row ended by then
+    assert not ids[:, end_at:].any() and not weights[:, end_at:].any()
+    assert weights.shape == (len(data), model.target_steps, data.src.shape[1])
