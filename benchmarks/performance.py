@@ -95,11 +95,15 @@ def part_seed(batches: int, baseline_questions: int) -> dict:
         curves["s2s"][stop] = s2s_answer_loss()
 
     # Decoding: the notebook one question at a time, s2s in batches of 10,000 questions.
+    # Both stop where the model ends its answers (the notebook at "E" or a space, s2s when
+    # every row of a batch has ended): the decoder steps each side ran are reported.
     questions = [q for q, _ in session.valid_pairs[:baseline_questions]]
     notebook_qps = nb.time_predict_one(baseline, questions)
+    notebook_steps = np.mean([min(len(baseline.predict_one(q)) + 1, nb.LENGTH) for q in questions])
     src = np.resize(session.valid_data.src, (DECODE_QUESTIONS, session.valid_data.src.shape[1]))
     decode_arrays(session.model, src[:1000])
     seed_decode = _time(lambda: decode_arrays(session.model, src))
+    seed_steps = decoder_steps(decode_arrays(session.model, src)[0])
 
     main = prepare(load_config(MAIN_TASK))
     main_src = np.resize(main.valid_data.src, (DECODE_QUESTIONS, main.valid_data.src.shape[1]))
@@ -112,8 +116,22 @@ def part_seed(batches: int, baseline_questions: int) -> dict:
         "answer_loss": {k: {str(b): v for b, v in c.items()} for k, c in curves.items()},
         "notebook_decode_qps": notebook_qps, "notebook_decode_questions": len(questions),
         "seed_decode_qps": DECODE_QUESTIONS / seed_decode,
+        "notebook_decode_steps": notebook_steps, "seed_decode_steps": seed_steps,
         "main_decode_qps": DECODE_QUESTIONS / main_decode,
     }
+
+
+def decoder_steps(ids) -> float:
+    """Mean decoder steps per batch of greedy decoding: a batch runs until the last of its
+    rows has produced the end token (or all steps)."""
+    import numpy as np
+
+    from s2s_core.search import DECODE_BATCH
+    from s2s_core.vocab import EOS_ID
+
+    ended = (ids == EOS_ID).any(axis=1)
+    length = np.where(ended, (ids == EOS_ID).argmax(axis=1) + 1, ids.shape[1])
+    return float(np.mean([length[i:i + DECODE_BATCH].max() for i in range(0, len(length), DECODE_BATCH)]))
 
 
 def combinations(quick: bool) -> dict[str, dict]:
@@ -223,7 +241,9 @@ def report(quick: bool) -> None:
           f"after 2 warm-up) | {notebook_train:,.0f} | {s2s_train:,.0f} | {s2s_train / notebook_train:.2f}x | "
           f">= 2x: {verdict(s2s_train / notebook_train >= 2)} |")
     print(f"| seed architecture greedy decoding, questions/s (notebook: one at a time, "
-          f"{seed['notebook_decode_questions']} questions; s2s: {DECODE_QUESTIONS:,}) | "
+          f"{seed['notebook_decode_questions']} questions, {seed['notebook_decode_steps']:.1f} decoder steps "
+          f"each; s2s: {DECODE_QUESTIONS:,} in batches of 1,000, {seed['seed_decode_steps']:.1f} steps "
+          f"each) | "
           f"{seed['notebook_decode_qps']:,.0f} | {seed['seed_decode_qps']:,.0f} | {decode_ratio:,.0f}x | "
           f">= 100x: {verdict(decode_ratio >= 100)} |")
     print(f"| default task's model greedy decoding, questions/s ({DECODE_QUESTIONS:,}) | | "

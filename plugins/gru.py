@@ -1,8 +1,6 @@
-"""``gru`` encoder and decoder, on MXNet's fused ``rnn.GRU`` layer."""
+"""``gru`` encoder and decoder, on MXNet's fused GRU operator (:class:`FusedRecurrent`)."""
 
 from __future__ import annotations
-
-from mxnet.gluon import rnn
 
 from s2s_core.hooks import hookimpl
 
@@ -12,14 +10,14 @@ from .recurrent import RecurrentDecoder, RecurrentEncoder
 class GRUEncoder(RecurrentEncoder):
     """Fused GRU over the whole source; one state ``h``, see :class:`RecurrentEncoder`."""
 
-    layer_class = rnn.GRU
+    mode = "gru"
     num_states = 1
 
 
 class GRUDecoder(RecurrentDecoder):
     """GRU decoder step; one state ``h``, see :class:`RecurrentDecoder`."""
 
-    layer_class = rnn.GRU
+    mode = "gru"
     num_states = 1
 
 

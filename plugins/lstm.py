@@ -1,8 +1,6 @@
-"""``lstm`` encoder and decoder, on MXNet's fused (oneDNN) ``rnn.LSTM`` layer."""
+"""``lstm`` encoder and decoder, on MXNet's fused (oneDNN) LSTM operator (:class:`FusedRecurrent`)."""
 
 from __future__ import annotations
-
-from mxnet.gluon import rnn
 
 from s2s_core.hooks import hookimpl
 
@@ -12,14 +10,14 @@ from .recurrent import RecurrentDecoder, RecurrentEncoder
 class LSTMEncoder(RecurrentEncoder):
     """Fused LSTM over the whole source; states ``(h, c)``, see :class:`RecurrentEncoder`."""
 
-    layer_class = rnn.LSTM
+    mode = "lstm"
     num_states = 2
 
 
 class LSTMDecoder(RecurrentDecoder):
     """LSTM decoder step; states ``(h, c)``, see :class:`RecurrentDecoder`."""
 
-    layer_class = rnn.LSTM
+    mode = "lstm"
     num_states = 2
 
 

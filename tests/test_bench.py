@@ -58,7 +58,7 @@ def test_the_seed_model_is_post_2s_setup():
     session = prepare(parse_config(data, "seed.toml", Registry()))
     model = session.model
     assert model.encoder.embed is None and model.decoder.embed is None  # one-hot
-    assert model.encoder.rnn._hidden_size == 300 and model.decoder.rnn._hidden_size == 300
+    assert model.encoder.rnn.hidden == 300 and model.decoder.rnn.hidden == 300
     assert model.decoder.output_layer.norm is not None and model.decoder.attention_at == "input"
     assert model.decoder.attention.context_size == 9 * 300  # flattened
     loss, _ = train_step(session, np.arange(8))

@@ -22,14 +22,16 @@ def test_fused_encoder_equals_unrolled_cell_at_the_same_parameters():
     baseline.initialize(mx.init.Xavier())
     encoder = LSTMEncoder(LSTMEncoder.Params(hidden=hidden), vocab, nb.LENGTH)
     encoder.initialize()
-    def role(name):  # "...l0_i2h_weight" and "...lstm0_i2h_weight" -> "i2h_weight"
+    def role(name):  # "...lstm0_i2h_weight" -> "i2h_weight"
         return re.search(r"(i2h|h2h)_(weight|bias)$", name).group(0)
 
-    cell = {role(k): v for k, v in baseline.encoder.collect_params().items()}
-    fused = encoder.rnn.collect_params()
-    assert sorted(role(k) for k in fused) == sorted(cell)
-    for name, param in fused.items():
-        param.set_data(cell[role(name)].data())
+    cell = {role(k): v.data() for k, v in baseline.encoder.collect_params().items()}
+    fused = encoder.rnn
+    assert sorted(role(name) for name, _, _ in fused.pieces) == sorted(cell)
+    packed = fused.packed.data().copy()
+    for name, shape, offset in fused.pieces:
+        packed[offset:offset + int(np.prod(shape))] = cell[role(name)].reshape((-1,))
+    fused.packed.set_data(packed)
     rng = np.random.default_rng(0)
     src = nd.array(rng.integers(1, vocab, size=(5, nb.LENGTH)))
     expected_out, (expected_h, expected_c) = baseline.encode(nd, nd.one_hot(src, vocab))
