@@ -53,7 +53,9 @@ class Seq2Seq(gluon.HybridBlock):
                 out = self.decoder(step_in, memory, mask, *states)
                 steps.append(out[0])
                 states = out[2:]
-            outputs = F.concat(*steps, dim=1)
+            # (N, 1, H) each -> (N, L * H) -> (N, L, H): a 2-d concat (see concat_features).
+            outputs = F.reshape(F.concat(*[F.reshape(step, (0, -1)) for step in steps], dim=1),
+                                (0, self.target_steps, -1))
         return self.decoder.output_layer(outputs)
 
 
