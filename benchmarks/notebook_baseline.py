@@ -74,13 +74,15 @@ class NotebookModel(gluon.HybridBlock):
         return self.dense(self.batchnorm(F.concat(*decoded, dim=1)))
 
     def predict_one(self, question: str) -> str:
-        """One question, one character at a time, each read back to the host (the seed's loop)."""
+        """One question, one character at a time, each read back to the host (the seed's
+        loop); the attention weights are kept for plotting, as the seed keeps them."""
         inputs = nd.one_hot(nd.array([encode_text(f"S{question}E")]), self.vocab)
         enc_out, states = self.encode(nd, inputs)
         x = nd.one_hot(nd.array([CHAR["S"]]), self.vocab)
-        answer = ""
+        answer, kept = "", None
         for _ in range(self.length):
             weights = nd.softmax(self.attn_weight(nd.concat(x, states[0], dim=1)))
+            kept = weights if kept is None else nd.concat(kept, weights, dim=0)
             weighted = nd.broadcast_mul(enc_out, nd.expand_dims(weights, axis=2))
             x = self.attn_combine(nd.concat(x, nd.flatten(weighted), dim=1))
             out, states = self.decoder(x, states)

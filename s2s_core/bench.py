@@ -1,9 +1,11 @@
 """Timing a configured model imperatively and hybridized: the seed's "76 s vs 47 s".
 
-:func:`measure` times one mode: training steps (the same :func:`train_step` the
-trainer runs) over a fixed number of batches after a warm-up, and greedy decoding of
-a fixed number of questions. :func:`compare` runs both modes in one process, one
-after the other, on the same data and initial parameters.
+:func:`compare` builds the model twice (same seed, same initial parameters), once per
+mode, and times training steps (the same :func:`train_step` the trainer runs) over a
+fixed number of batches after a warm-up, and greedy decoding of a fixed number of
+questions. The timed work is cut into rounds that alternate between the two modes, so
+that a change in the machine's load in the middle of a measurement weighs on both
+alike instead of on whichever mode happened to run then.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Settings:
     warmup_batches: int = 2
     #: Questions greedily decoded per mode (the validation questions, repeated if needed).
     decode_questions: int = 2000
+    #: Rounds the timed work is cut into, alternating the modes (the first mode to run
+    #: alternates too).
+    rounds: int = 5
 
 
 @attrs.define
@@ -41,6 +46,9 @@ class Timing:
     train_seconds: float
     decode_questions: int
     decode_seconds: float
+    #: The seconds of each round, in order (rounds of the two modes alternate).
+    train_round_seconds: list[float] = attrs.field(factory=list)
+    decode_round_seconds: list[float] = attrs.field(factory=list)
 
     @property
     def train_samples_per_second(self) -> float:
@@ -69,36 +77,62 @@ def _time(work) -> float:
     return time.perf_counter() - started
 
 
-def measure(config: Config, hybridize: bool, settings: Settings = Settings()) -> Timing:
-    """Time training and greedy decoding of ``config``'s model in one mode."""
-    config = attrs.evolve(config, training=attrs.evolve(config.training, hybridize=hybridize))
-    session = prepare(config)
-    batches = _endless_batches(session, config.training.seed)
-
-    def train(count: int) -> None:
-        for index in itertools.islice(batches, count):
-            train_step(session, index)
-
-    _time(lambda: train(settings.warmup_batches))
-    train_seconds = _time(lambda: train(settings.train_batches))
-
-    valid = session.valid_data.src
-    questions = np.resize(valid, (settings.decode_questions, valid.shape[1]))
-    decode_batch = min(DECODE_BATCH, settings.decode_questions)
-
-    def decode(src: np.ndarray) -> None:
-        decode_arrays(session.model, src, session.ctx, decode_batch)
-
-    _time(lambda: decode(questions[:decode_batch]))  # warm-up: builds the decoder's graph
-    decode_seconds = _time(lambda: decode(questions))
-    batch_size = min(config.training.batch_size, len(session.train_data))
-    return Timing("hybridized" if hybridize else "imperative", batch_size, settings.train_batches,
-                  train_seconds, settings.decode_questions, decode_seconds)
+def _shares(total: int, parts: int, unit: int = 1) -> list[int]:
+    """``total`` cut into ``parts`` nearly equal shares, in whole ``unit``s where possible."""
+    units, rest = divmod(total, unit)
+    shares = [unit * (units // parts + (i < units % parts)) for i in range(parts)]
+    shares[-1] += rest
+    return [share for share in shares if share]
 
 
 def compare(config: Config, settings: Settings = Settings()) -> list[Timing]:
-    """[imperative, hybridized] timings of ``config``'s model, in this process."""
-    return [measure(config, mode == "hybridized", settings) for mode in MODES]
+    """[imperative, hybridized] timings of ``config``'s model, in this process, in
+    alternating rounds."""
+    sessions, batches = {}, {}
+    for mode in MODES:
+        mode_config = attrs.evolve(config, training=attrs.evolve(config.training,
+                                                                 hybridize=mode == "hybridized"))
+        sessions[mode] = prepare(mode_config)
+        batches[mode] = _endless_batches(sessions[mode], config.training.seed)
+
+    def train(mode: str, count: int) -> None:
+        for index in itertools.islice(batches[mode], count):
+            train_step(sessions[mode], index)
+
+    valid = sessions[MODES[0]].valid_data.src
+    questions = np.resize(valid, (settings.decode_questions, valid.shape[1]))
+    decode_batch = min(DECODE_BATCH, settings.decode_questions)
+
+    def decode(mode: str, src: np.ndarray) -> None:
+        decode_arrays(sessions[mode].model, src, sessions[mode].ctx, decode_batch)
+
+    for mode in MODES:  # warm-up: graphs are built here
+        _time(lambda: train(mode, settings.warmup_batches))
+        _time(lambda: decode(mode, questions[:decode_batch]))
+    train_seconds = {mode: [] for mode in MODES}
+    decode_seconds = {mode: [] for mode in MODES}
+    train_rounds = _shares(settings.train_batches, settings.rounds)
+    decode_rounds = _shares(settings.decode_questions, settings.rounds, decode_batch)
+    starts = np.cumsum([0] + decode_rounds)
+    for number in range(max(len(train_rounds), len(decode_rounds))):
+        order = MODES if number % 2 == 0 else MODES[::-1]
+        for mode in order:
+            if number < len(train_rounds):
+                train_seconds[mode].append(_time(lambda: train(mode, train_rounds[number])))
+            if number < len(decode_rounds):
+                chunk = questions[starts[number]:starts[number + 1]]
+                decode_seconds[mode].append(_time(lambda: decode(mode, chunk)))
+    batch_size = min(config.training.batch_size, len(sessions[MODES[0]].train_data))
+    return [Timing(mode, batch_size, settings.train_batches, sum(train_seconds[mode]),
+                   settings.decode_questions, sum(decode_seconds[mode]), train_seconds[mode],
+                   decode_seconds[mode]) for mode in MODES]
+
+
+def paired_speedup(slow: Sequence[float], fast: Sequence[float]) -> float:
+    """Median over rounds of ``slow`` seconds / ``fast`` seconds, round by round: each pair
+    ran back to back on the same work, so a load change shifts both, and a round hit by
+    a hiccup is outvoted instead of weighing on the total."""
+    return float(np.median([a / b for a, b in zip(slow, fast)]))
 
 
 def format_table(config: Config, settings: Settings, timings: Sequence[Timing]) -> str:

@@ -81,7 +81,8 @@ def beam_search(model: Seq2Seq, src: nd.NDArray, width: int,
     A hypothesis that has produced the end token is finished: it stays in the beam with
     its score, competing with the growing ones, and its only continuation is padding
     at no cost (so ``ids`` are padding after the end token and ``weights`` zero).
-    The loop runs all Lt steps; reading "all finished?" each step would cost a sync.
+    Decoding stops once every hypothesis has finished (one host read per step, as in
+    :func:`greedy`).
     """
     n, k = src.shape[0], width
     ctx = src.context
@@ -124,6 +125,8 @@ def beam_search(model: Seq2Seq, src: nd.NDArray, width: int,
                               tokens.reshape((-1,)) == EOS_ID).reshape((n, k))
         states = [nd.take(state, parents, axis=axis) for state in states]
         history.append((tokens, parents, step_weights))
+        if len(history) < model.target_steps and nd.min(finished).asscalar() == 1:
+            break
     # The best hypothesis of each sentence is first in its beam; follow its parents back.
     row = (sentence * k).reshape((-1,))
     ids, weights = [], []
@@ -132,7 +135,10 @@ def beam_search(model: Seq2Seq, src: nd.NDArray, width: int,
         row = nd.take(parents, row)
         weights.append(nd.take(step_weights, row))
     best_scores = nd.take(scores.reshape((-1,)), (sentence * k).reshape((-1,)))
-    return nd.concat(*ids[::-1], dim=1), nd.concat(*weights[::-1], dim=1), best_scores
+    missing = model.target_steps - len(history)  # steps skipped once all had finished
+    ids = ids[::-1] + [nd.zeros_like(ids[0]) + PAD_ID] * missing
+    weights = weights[::-1] + [nd.zeros_like(weights[0])] * missing
+    return nd.concat(*ids, dim=1), nd.concat(*weights, dim=1), best_scores
 
 
 def decode_arrays(model: Seq2Seq, src: np.ndarray, ctx: mx.Context | None = None,

@@ -28,14 +28,27 @@ def test_bench_prints_both_modes_and_the_speedups(cli, config_file):
         assert speedup.endswith("x") and abs(float(speedup[:-1]) - ratio) < 0.02 * ratio + 0.01
 
 
-def test_bench_measures_the_configured_batches():
+def test_bench_measures_the_configured_work_in_both_modes():
     from s2s_core import bench
 
     config = parse_config(tiny(), "t.toml", Registry())
-    timing = bench.measure(config, hybridize=True, settings=bench.Settings(2, 0, 30))
-    assert (timing.mode, timing.batch_size, timing.train_batches, timing.decode_questions) == (
-        "hybridized", 32, 2, 30)
-    assert timing.train_samples_per_second == 2 * 32 / timing.train_seconds
+    timings = bench.compare(config, bench.Settings(train_batches=3, warmup_batches=0, decode_questions=30,
+                                                   rounds=2))
+    assert [t.mode for t in timings] == ["imperative", "hybridized"]
+    for timing in timings:
+        assert (timing.batch_size, timing.train_batches, timing.decode_questions) == (32, 3, 30)
+        assert timing.train_samples_per_second == 3 * 32 / timing.train_seconds > 0
+        assert timing.decode_seconds > 0
+
+
+def test_rounds_share_the_work_in_whole_decoding_batches():
+    from s2s_core.bench import _shares
+
+    assert _shares(10_000, 5, 1000) == [2000] * 5
+    assert _shares(2500, 2, 1000) == [1000, 1500]  # the odd rows with the last round
+    assert _shares(30, 4) == [8, 8, 7, 7]
+    assert _shares(3, 5) == [1, 1, 1]  # fewer batches than rounds
+    assert sum(_shares(12_345, 7, 1000)) == 12_345
 
 
 def test_the_seed_model_is_post_2s_setup():
@@ -66,3 +79,11 @@ def test_the_seed_model_is_post_2s_setup():
     ids, weights = greedy(model, nd.array(session.valid_data.src[:5]))
     assert ids.shape == (5, 9) and weights.shape == (5, 9, 9)
 
+
+
+def test_paired_speedup_is_the_median_round_ratio():
+    from s2s_core.bench import paired_speedup
+
+    # A round hit by a hiccup (10 s) is outvoted; the total would have said 4.7x.
+    assert paired_speedup([2.0, 2.2, 10.0], [1.0, 1.1, 1.0]) == 2.0
+    assert paired_speedup([1.0, 1.0], [2.0, 2.0]) == 0.5

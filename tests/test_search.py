@@ -113,10 +113,12 @@ def test_predict_cli_with_a_beam(trained_run, cli):
     assert result.exit_code == 2 and "--beam" in result.stderr
 
 
-@pytest.mark.parametrize("end_at", [1, 3])
-def test_greedy_stops_once_every_row_has_ended(end_at):
-    """The end token's output bias raised from step ``end_at`` on: every row ends there,
-    the later steps are never run, and the result is padded as if they had been."""
+@pytest.mark.parametrize("end_at", [2, 3])
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_decoding_stops_once_every_row_has_ended(search, end_at):
+    """The end token's output bias raised from step ``end_at`` on: every row (and every
+    hypothesis of a beam) ends there, the later steps are never run, and the result is
+    padded as if they had been. (From step 2: at step 1 a beam holds one hypothesis.)"""
     model, data = build(ATTENTION_SETUPS["concat-input"])
     src = nd.array(data.src)
     bias = model.decoder.output_layer.dense.bias
@@ -130,8 +132,12 @@ def test_greedy_stops_once_every_row_has_ended(end_at):
         return step(*args)
 
     model.step = counted_step
-    ids, weights = (a.asnumpy() for a in greedy(model, src))
+    if search == "greedy":
+        ids, weights = (a.asnumpy() for a in greedy(model, src))
+    else:
+        ids, weights, _ = (a.asnumpy() for a in beam_search(model, src, 3))
     assert len(calls) == end_at < model.target_steps
     assert ((ids[:, :end_at] == EOS_ID).sum(axis=1) == 1).all()  # every row ended by then
     assert not ids[:, end_at:].any() and not weights[:, end_at:].any()
+    assert ids.shape == (len(data), model.target_steps)
     assert weights.shape == (len(data), model.target_steps, data.src.shape[1])
