@@ -1,7 +1,7 @@
 """s2s against the seed notebook's way of doing things, side by side in one run.
 
-    python benchmarks/performance.py            # the whole table (about 6 minutes on 2 cores)
-    python benchmarks/performance.py --quick    # fewer batches and combinations (about 2 minutes)
+    python benchmarks/performance.py            # the whole table (about 10 minutes on 2 cores)
+    python benchmarks/performance.py --quick    # fewer batches and combinations (about 3 minutes)
 
 Prints a Markdown table of figures and ratios; docs/performance.md explains them. Each
 part runs in a child process so that its OpenMP thread count is set before MXNet loads:
@@ -27,6 +27,11 @@ SEED_TASK = ROOT / "tasks" / "addition_seed.toml"
 MAIN_TASK = ROOT / "tasks" / "addition.toml"
 DECODE_QUESTIONS = 10_000
 EVAL_QUESTIONS = 512
+#: Hybridized vs imperative, per combination and mode: training batches and decoded
+#: questions ({quick: ...}), cut into rounds that alternate the modes.
+HYBRID_BATCHES = {False: 64, True: 16}
+HYBRID_QUESTIONS = {False: 24_000, True: 4000}
+HYBRID_ROUNDS = 8
 
 
 # -- parts, each run in its own child process ------------------------------------------
@@ -168,8 +173,8 @@ def part_hybridize(quick: bool) -> dict:
     registry = Registry()
     base = read_toml(MAIN_TASK)
     base["task"]["questions"] = 6000  # the same work in both modes; data size is not timed
-    settings = Settings(train_batches=12 if quick else 60, warmup_batches=3, rounds=6,
-                        decode_questions=2000 if quick else 12_000)
+    settings = Settings(train_batches=HYBRID_BATCHES[quick], warmup_batches=3, rounds=HYBRID_ROUNDS,
+                        decode_questions=HYBRID_QUESTIONS[quick])
     rows = {}
     for name, model in combinations(quick).items():
         data = dict(base, model=model)
@@ -265,9 +270,9 @@ def report(quick: bool) -> None:
         print(f"| {side} | " + " | ".join(f"{v:.3f}" for v in seed["answer_loss"][side].values()) + " |")
     print()
     slowest = min(min(r["train"], r["decode"]) for r in hybrid.values())
-    print(f"Hybridized / imperative speed for every built-in combination (training {60 if not quick else 12} "
-          f"batches, greedy decoding of {12_000 if not quick else 2000:,} questions per mode, in 6 rounds "
-          f"alternating the modes; the median of the 6 paired ratios); never slower: "
+    print(f"Hybridized / imperative speed for every built-in combination (training {HYBRID_BATCHES[quick]} "
+          f"batches, greedy decoding of {HYBRID_QUESTIONS[quick]:,} questions per mode, in {HYBRID_ROUNDS} "
+          f"rounds alternating the modes; the median of the paired round ratios); never slower: "
           f"{verdict(slowest >= 1.0)} (lowest {slowest:.2f}x):")
     print()
     print("| encoder / decoder / attention | training | decoding |")

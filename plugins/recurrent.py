@@ -69,7 +69,7 @@ class FusedRecurrent(HybridBlock):
     ``states`` a list of (layers*D, N, hidden) arrays (LSTM: h and c; GRU: h), D = 2 when
     bidirectional. Gluon's ``rnn.LSTM`` computes the same function but keeps a parameter
     per matrix and concatenates them at every call: about 4 ms at hidden 300 on this CPU,
-    a quarter of a seed decoder step at 1,000 rows. :meth:`unpacked` gives those matrices.
+    a fifth of a seed decoder step at 1,000 rows. :meth:`unpacked` gives those matrices.
     """
 
     GATES = {"lstm": 4, "gru": 3}

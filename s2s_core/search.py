@@ -6,7 +6,6 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from .data import pad_batch
 from .model import Seq2Seq
 from .vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -153,14 +152,17 @@ def decode_arrays(model: Seq2Seq, src: np.ndarray, ctx: mx.Context | None = None
     batch_size = max(1, batch_size // beam)  # the decoder sees batch_size * beam rows
     ids, weights = [], []
     for start in range(0, len(src), batch_size):
-        chunk = nd.array(pad_batch(src[start:start + batch_size], batch_size), ctx=ctx)
+        rows = src[start:start + batch_size]
+        # Filler rows (one batch shape for a static graph) repeat the first source, so that
+        # they end when it does and do not keep decoding going on their own.
+        filler = np.repeat(rows[:1], batch_size - len(rows), axis=0)
+        chunk = nd.array(np.concatenate([rows, filler]), ctx=ctx)
         if beam == 1:
             out_ids, out_weights = greedy(model, chunk)
         else:
             out_ids, out_weights, _ = beam_search(model, chunk, beam, alpha)
-        rows = min(batch_size, len(src) - start)
-        ids.append(out_ids.asnumpy()[:rows])
-        weights.append(out_weights.asnumpy()[:rows])
+        ids.append(out_ids.asnumpy()[:len(rows)])
+        weights.append(out_weights.asnumpy()[:len(rows)])
     if not ids:
         steps = model.target_steps
         return np.zeros((0, steps)), np.zeros((0, steps, src.shape[1]))
