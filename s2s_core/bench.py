@@ -145,7 +145,8 @@ def format_table(config: Config, settings: Settings, timings: Sequence[Timing]) 
     ]
     lines = [f"{config.path}: batch {imperative.batch_size}, {settings.train_batches} timed training "
              f"batches after {settings.warmup_batches} warm-up; greedy decoding of "
-             f"{settings.decode_questions:,} questions; engine {config.training.engine}",
+             f"{settings.decode_questions:,} questions; engine {config.training.engine}; "
+             f"{settings.rounds} rounds alternating the modes",
              f"{'':<22}{'imperative':>12}{'hybridized':>12}{'speed-up':>10}"]
     for label, value, higher_is_faster in rows:
         a, b = value(imperative), value(hybridized)

@@ -16,7 +16,7 @@ def test_bench_prints_both_modes_and_the_speedups(cli, config_file):
     assert result.exit_code == 0, result.output
     header, columns, *rows = result.stdout.splitlines()
     assert header == (f"{path}: batch 32, 3 timed training batches after 1 warm-up; "
-                      f"greedy decoding of 60 questions; engine threaded")
+                      f"greedy decoding of 60 questions; engine threaded; 5 rounds alternating the modes")
     assert columns.split() == ["imperative", "hybridized", "speed-up"]
     assert [row.rsplit(None, 3)[0] for row in rows] == [
         "training samples/s", "training ms/batch", "decoding questions/s"]
