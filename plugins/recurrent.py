@@ -202,6 +202,8 @@ class RecurrentDecoder(Decoder):
     ``hybrid_forward(F, tokens (N, L), memory (N, Ts, M), mask (N, Ts), *states)`` ->
     ``(outputs (N, L, hidden), weights (N, L, Ts), *states)``; each state (layers, N,
     hidden), the hidden state first. ``output_layer``: outputs -> logits (N, L, V).
+    ``memory`` is :meth:`prepare_memory`'s: the attention's prepared memory, behind the
+    context products (N, Ts, input) when the attention feeds the input (L = 1 there).
     """
 
     Params = RecurrentDecoderParams
