@@ -103,12 +103,13 @@ def part_seed(batches: int, baseline_questions: int) -> dict:
     # Both stop where the model ends its answers (the notebook at "E" or a space, s2s when
     # every row of a batch has ended): the decoder steps each side ran are reported.
     questions = [q for q, _ in session.valid_pairs[:baseline_questions]]
-    notebook_qps = nb.time_predict_one(baseline, questions)
-    notebook_steps = np.mean([min(len(baseline.predict_one(q)) + 1, nb.LENGTH) for q in questions])
+    notebook_qps, answers = nb.time_predict_one(baseline, questions)
+    notebook_steps = np.mean([min(len(answer) + 1, nb.LENGTH) for answer in answers])
     src = np.resize(session.valid_data.src, (DECODE_QUESTIONS, session.valid_data.src.shape[1]))
     decode_arrays(session.model, src[:1000])
-    seed_decode = _time(lambda: decode_arrays(session.model, src))
-    seed_steps = decoder_steps(decode_arrays(session.model, src)[0])
+    decoded = []
+    seed_decode = _time(lambda: decoded.append(decode_arrays(session.model, src)[0]))
+    seed_steps = decoder_steps(decoded[0])
 
     main = prepare(load_config(MAIN_TASK))
     main_src = np.resize(main.valid_data.src, (DECODE_QUESTIONS, main.valid_data.src.shape[1]))

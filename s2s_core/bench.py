@@ -43,12 +43,18 @@ class Timing:
     mode: str
     batch_size: int
     train_batches: int
-    train_seconds: float
     decode_questions: int
-    decode_seconds: float
     #: The seconds of each round, in order (rounds of the two modes alternate).
-    train_round_seconds: list[float] = attrs.field(factory=list)
-    decode_round_seconds: list[float] = attrs.field(factory=list)
+    train_round_seconds: list[float]
+    decode_round_seconds: list[float]
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(self.train_round_seconds)
+
+    @property
+    def decode_seconds(self) -> float:
+        return sum(self.decode_round_seconds)
 
     @property
     def train_samples_per_second(self) -> float:
@@ -123,9 +129,8 @@ def compare(config: Config, settings: Settings = Settings()) -> list[Timing]:
                 chunk = questions[starts[number]:starts[number + 1]]
                 decode_seconds[mode].append(_time(lambda: decode(mode, chunk)))
     batch_size = min(config.training.batch_size, len(sessions[MODES[0]].train_data))
-    return [Timing(mode, batch_size, settings.train_batches, sum(train_seconds[mode]),
-                   settings.decode_questions, sum(decode_seconds[mode]), train_seconds[mode],
-                   decode_seconds[mode]) for mode in MODES]
+    return [Timing(mode, batch_size, settings.train_batches, settings.decode_questions,
+                   train_seconds[mode], decode_seconds[mode]) for mode in MODES]
 
 
 def paired_speedup(slow: Sequence[float], fast: Sequence[float]) -> float:
